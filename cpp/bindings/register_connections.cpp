@@ -1,0 +1,214 @@
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "sessionstream/connection_manager.hpp"
+#include "sessionstream/errors.hpp"
+#include "sessionstream/session_id.hpp"
+
+namespace py = pybind11;
+
+namespace sessionstream::bindings {
+
+namespace {
+
+const char* to_string(ResumeOutcome outcome) {
+  switch (outcome) {
+    case ResumeOutcome::live: return "live";
+    case ResumeOutcome::exact: return "exact";
+    case ResumeOutcome::gap: return "gap";
+    case ResumeOutcome::reset: return "reset";
+  }
+  return "live";
+}
+
+Framing parse_framing(std::string_view text) {
+  if (text == "sse") return Framing::sse;
+  if (text == "websocket") return Framing::websocket;
+  throw InvalidArgument("framing '" + std::string{text.substr(0, 64)} +
+                        "' is invalid: use sse or websocket");
+}
+
+OverflowPolicy parse_overflow(std::string_view text) {
+  if (text == "disconnect") return OverflowPolicy::disconnect;
+  if (text == "drop_oldest") return OverflowPolicy::drop_oldest;
+  throw InvalidArgument("overflow policy '" + std::string{text.substr(0, 64)} +
+                        "' is invalid: use disconnect or drop_oldest");
+}
+
+std::size_t positive(long long value, const char* name) {
+  if (value <= 0) {
+    throw InvalidArgument(std::string{name} + " must be positive, got " + std::to_string(value));
+  }
+  return static_cast<std::size_t>(value);
+}
+
+double unix_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+py::dict connection_dict(const ConnectionInfo& info) {
+  py::dict d;
+  d["id"] = info.id;
+  d["session_id"] = info.session_id;
+  d["ip"] = info.ip;
+  d["processing"] = info.processing;
+  d["connected_at"] = unix_seconds(info.connected_at);
+  return d;
+}
+
+}  // namespace
+
+void register_connections(py::module_& m) {
+  py::class_<Connection, std::shared_ptr<Connection>>(m, "Connection")
+      .def_property_readonly("id", &Connection::id)
+      .def_property_readonly("session_id", &Connection::session_id)
+      .def_property_readonly("ip", &Connection::ip)
+      .def_property_readonly("resume",
+                             [](const Connection& c) { return to_string(c.resume_outcome()); })
+      .def_property_readonly("closed", &Connection::is_closed)
+      .def_property_readonly("pending_events",
+                             [](const Connection& c) { return c.subscriber()->pending_events(); })
+      .def_property_readonly("channels", &Connection::channels)
+      .def(
+          "take",
+          [](Connection& c, long long max_bytes) {
+            const auto limit = positive(max_bytes, "max_bytes");
+            Subscriber::Batch batch;
+            {
+              py::gil_scoped_release release;
+              batch = c.subscriber()->take(limit);
+            }
+            return py::make_tuple(py::bytes(batch.data), batch.closed, batch.close_reason);
+          },
+          py::arg("max_bytes") = 262144)
+      .def(
+          "subscribe",
+          [](Connection& c, const std::vector<std::string>& channels,
+             std::optional<std::string> last_event_id) {
+            py::gil_scoped_release release;
+            return to_string(c.subscribe(channels, last_event_id));
+          },
+          py::arg("channels"), py::arg("last_event_id") = py::none())
+      .def("unsubscribe", &Connection::unsubscribe, py::arg("channel"),
+           py::call_guard<py::gil_scoped_release>())
+      .def("close", &Connection::close, py::arg("reason") = "client_gone",
+           py::call_guard<py::gil_scoped_release>())
+      .def("__repr__", [](const Connection& c) {
+        return "<Connection " + std::to_string(c.id()) + " session=" + c.session_id() +
+               (c.is_closed() ? " closed>" : ">");
+      });
+
+  py::class_<ConnectionManager>(m, "ConnectionManager")
+      .def(py::init([](Hub& hub, long long max_connections, long long max_per_ip,
+                       long long max_per_session, std::string_view policy) {
+             ConnectionLimits limits{positive(max_connections, "max_connections"),
+                                     positive(max_per_ip, "max_per_ip"),
+                                     positive(max_per_session, "max_per_session")};
+             return std::make_unique<ConnectionManager>(hub, limits,
+                                                        parse_connection_policy(policy));
+           }),
+           py::arg("hub"), py::kw_only(), py::arg("max_connections") = 10000,
+           py::arg("max_per_ip") = 1000, py::arg("max_per_session") = 32,
+           py::arg("policy") = "all", py::keep_alive<1, 2>())
+      .def(
+          "open",
+          [](ConnectionManager& manager, std::string session_id,
+             std::shared_ptr<Notifier> notifier, std::string ip, std::vector<std::string> channels,
+             std::optional<std::string> last_event_id, std::string_view framing,
+             std::string_view overflow, long long mailbox_events, long long mailbox_bytes,
+             std::optional<std::string_view> policy) {
+            ConnectionRequest request;
+            request.session_id = std::move(session_id);
+            request.ip = std::move(ip);
+            request.channels = std::move(channels);
+            request.last_event_id = std::move(last_event_id);
+            request.subscriber.framing = parse_framing(framing);
+            request.subscriber.overflow = parse_overflow(overflow);
+            request.subscriber.limits = {positive(mailbox_events, "mailbox_events"),
+                                         positive(mailbox_bytes, "mailbox_bytes")};
+            if (policy) request.policy = parse_connection_policy(*policy);
+            py::gil_scoped_release release;
+            return manager.open(std::move(request), std::move(notifier));
+          },
+          py::arg("session_id"), py::kw_only(), py::arg("notifier"), py::arg("ip") = "",
+          py::arg("channels") = std::vector<std::string>{}, py::arg("last_event_id") = py::none(),
+          py::arg("framing") = "sse", py::arg("overflow") = "disconnect",
+          py::arg("mailbox_events") = 1024, py::arg("mailbox_bytes") = 1 << 20,
+          py::arg("policy") = py::none(), py::keep_alive<0, 1>())
+      .def("mark_processing", &ConnectionManager::mark_processing,
+           py::call_guard<py::gil_scoped_release>())
+      .def("unmark_processing", &ConnectionManager::unmark_processing,
+           py::call_guard<py::gil_scoped_release>())
+      .def("is_processing", &ConnectionManager::is_processing,
+           py::call_guard<py::gil_scoped_release>())
+      .def(
+          "send_personal",
+          [](ConnectionManager& manager, std::string_view session_id, std::string data,
+             std::string event, bool json) {
+            py::gil_scoped_release release;
+            return manager.send_personal(session_id, std::move(event), std::move(data), json)
+                ->id_text();
+          },
+          py::arg("session_id"), py::arg("data"), py::arg("event") = "message", py::kw_only(),
+          py::arg("json") = false)
+      .def("disconnect_channel", &ConnectionManager::disconnect_channel,
+           py::call_guard<py::gil_scoped_release>())
+      .def("close_session", &ConnectionManager::close_session, py::arg("session_id"),
+           py::arg("reason") = "session_cleanup", py::call_guard<py::gil_scoped_release>())
+      .def("set_session_policy",
+           [](ConnectionManager& manager, std::string_view session_id, std::string_view policy) {
+             manager.set_session_policy(session_id, parse_connection_policy(policy));
+           })
+      .def("record_message", &ConnectionManager::record_message)
+      .def("record_error", &ConnectionManager::record_error)
+      .def("metrics",
+           [](const ConnectionManager& manager) {
+             const ConnectionMetrics m = manager.metrics();
+             py::dict d;
+             d["active_connections"] = m.active_connections;
+             d["unique_browser_sessions"] = m.unique_browser_sessions;
+             d["processing_connections"] = m.processing_connections;
+             d["pending_swaps"] = m.pending_swaps;
+             d["total_connections_lifetime"] = m.total_connections_lifetime;
+             d["total_errors"] = m.total_errors;
+             d["total_messages"] = m.total_messages;
+             d["uptime_seconds"] = m.uptime_seconds;
+             d["avg_messages_per_connection"] = m.avg_messages_per_connection;
+             for (const auto kind : {LimitKind::server_full, LimitKind::per_ip,
+                                     LimitKind::per_session}) {
+               d[(std::string{"rejections_"} + to_string(kind)).c_str()] =
+                   m.rejections[static_cast<std::size_t>(kind)];
+             }
+             return d;
+           })
+      .def("sessions",
+           [](const ConnectionManager& manager) {
+             py::list result;
+             for (const auto& view : manager.sessions()) {
+               py::dict d;
+               d["session_id"] = view.session_id;
+               d["channels"] = view.channels;
+               d["connections"] = view.connections;
+               d["created"] = unix_seconds(view.created);
+               result.append(d);
+             }
+             return result;
+           })
+      .def("connections_of",
+           [](const ConnectionManager& manager, std::string_view session_id) {
+             py::list result;
+             for (const auto& info : manager.connections_of(session_id)) {
+               result.append(connection_dict(info));
+             }
+             return result;
+           })
+      .def("shutdown", &ConnectionManager::shutdown, py::call_guard<py::gil_scoped_release>());
+
+  m.def("is_valid_session_id", &is_valid_session_id);
+  m.def("validate_session_id", &validate_session_id);
+  m.def("generate_session_id", &generate_session_id);
+  m.def("private_channel", &private_channel);
+  m.def("is_foreign_private_channel", &is_foreign_private_channel);
+}
+
+}  // namespace sessionstream::bindings

@@ -1,0 +1,65 @@
+#include <exception>
+
+#include "bindings.hpp"
+#include "sessionstream/errors.hpp"
+#include "sessionstream/limits.hpp"
+
+namespace py = pybind11;
+
+namespace sessionstream::bindings {
+
+namespace {
+
+// Exception types live as long as the interpreter; they are owned by the
+// module object, these are borrowed handles to them.
+PyObject* g_base = nullptr;
+PyObject* g_invalid = nullptr;
+PyObject* g_too_large = nullptr;
+PyObject* g_closed = nullptr;
+PyObject* g_limit = nullptr;
+
+PyObject* make_exception(py::module_& m, const char* name, const char* doc, py::tuple bases) {
+  const std::string qualified = std::string{"sessionstream."} + name;
+  PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(), nullptr);
+  if (type == nullptr) throw py::error_already_set();
+  m.add_object(name, py::reinterpret_steal<py::object>(type));
+  return type;
+}
+
+}  // namespace
+
+void register_errors(py::module_& m) {
+  g_base = make_exception(m, "SessionStreamError", "Base class of every sessionstream error.",
+                          py::make_tuple(py::handle(PyExc_Exception)));
+  g_invalid = make_exception(m, "InvalidArgumentError",
+                             "A value is outside its valid range; the message says what is valid.",
+                             py::make_tuple(py::handle(g_base), py::handle(PyExc_ValueError)));
+  g_too_large = make_exception(m, "PayloadTooLargeError",
+                               "An event or stored value exceeds the configured maximum.",
+                               py::make_tuple(py::handle(g_base), py::handle(PyExc_ValueError)));
+  g_closed = make_exception(m, "ClosedError", "The hub, manager or connection was closed.",
+                            py::make_tuple(py::handle(g_base), py::handle(PyExc_RuntimeError)));
+  g_limit = make_exception(m, "LimitExceededError", "A connection cap refused a new connection.",
+                           py::make_tuple(py::handle(g_base)));
+
+  py::register_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const LimitExceeded& e) {
+      py::object instance = py::handle(g_limit)(e.what());
+      instance.attr("kind") = to_string(e.kind());
+      instance.attr("limit") = e.limit();
+      PyErr_SetObject(g_limit, instance.ptr());
+    } catch (const InvalidArgument& e) {
+      PyErr_SetString(g_invalid, e.what());
+    } catch (const PayloadTooLarge& e) {
+      PyErr_SetString(g_too_large, e.what());
+    } catch (const Closed& e) {
+      PyErr_SetString(g_closed, e.what());
+    } catch (const Error& e) {
+      PyErr_SetString(g_base, e.what());
+    }
+  });
+}
+
+}  // namespace sessionstream::bindings

@@ -1,0 +1,102 @@
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "sessionstream/errors.hpp"
+#include "sessionstream/hub.hpp"
+#include "sessionstream/lifecycle.hpp"
+#include "sessionstream/notifier.hpp"
+
+namespace py = pybind11;
+
+namespace sessionstream::bindings {
+
+namespace {
+
+std::chrono::milliseconds to_millis(double seconds, const char* name) {
+  if (!(seconds > 0)) {
+    throw InvalidArgument(std::string{name} + " must be a positive number of seconds, got " +
+                          std::to_string(seconds));
+  }
+  return std::chrono::milliseconds{static_cast<std::int64_t>(seconds * 1000.0)};
+}
+
+std::size_t to_size(long long value, const char* name) {
+  if (value <= 0) {
+    throw InvalidArgument(std::string{name} + " must be positive, got " + std::to_string(value));
+  }
+  return static_cast<std::size_t>(value);
+}
+
+}  // namespace
+
+void register_hub(py::module_& m) {
+  py::class_<Notifier, std::shared_ptr<Notifier>>(m, "Notifier")
+      .def(py::init<>())
+      .def("fileno", &Notifier::fd)
+      .def("take_ready", &Notifier::take_ready, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<LifecycleEvent>(m, "LifecycleEvent")
+      .def_property_readonly("kind", [](const LifecycleEvent& e) { return to_string(e.kind); })
+      .def_readonly("connection_id", &LifecycleEvent::connection_id)
+      .def_readonly("session_id", &LifecycleEvent::session_id)
+      .def_readonly("other_connection_id", &LifecycleEvent::other_connection_id)
+      .def_readonly("detail", &LifecycleEvent::detail)
+      .def("__repr__", [](const LifecycleEvent& e) {
+        return "<LifecycleEvent " + std::string{to_string(e.kind)} + " connection=" +
+               std::to_string(e.connection_id) + " session=" + e.session_id + ">";
+      });
+
+  py::class_<Hub>(m, "Hub")
+      .def(py::init([](long long history_max_events, double history_max_age,
+                       long long max_event_bytes, std::uint64_t epoch,
+                       long long lifecycle_capacity) {
+             HubConfig config;
+             config.history.max_events = to_size(history_max_events, "history_max_events");
+             config.history.max_age = to_millis(history_max_age, "history_max_age");
+             config.max_event_bytes = to_size(max_event_bytes, "max_event_bytes");
+             config.epoch = epoch;
+             return std::make_unique<Hub>(
+                 config, std::make_shared<LifecycleQueue>(
+                             to_size(lifecycle_capacity, "lifecycle_capacity")));
+           }),
+           py::kw_only(), py::arg("history_max_events") = 1024,
+           py::arg("history_max_age") = 300.0, py::arg("max_event_bytes") = 1 << 20,
+           py::arg("epoch") = 0, py::arg("lifecycle_capacity") = 4096)
+      .def_property_readonly("epoch", &Hub::epoch)
+      .def_property_readonly("head_id", &Hub::head_id)
+      .def_property_readonly("closed", &Hub::is_closed)
+      .def(
+          "publish",
+          [](Hub& hub, std::string_view channel, std::string data, std::string event, bool json) {
+            py::gil_scoped_release release;
+            return hub.publish(channel, std::move(event), std::move(data), json)->id_text();
+          },
+          py::arg("channel"), py::arg("data"), py::arg("event") = "message", py::kw_only(),
+          py::arg("json") = false)
+      .def("subscriber_count", &Hub::subscriber_count, py::call_guard<py::gil_scoped_release>())
+      .def("channel_count", &Hub::channel_count, py::call_guard<py::gil_scoped_release>())
+      .def("sweep", &Hub::sweep, py::call_guard<py::gil_scoped_release>())
+      .def("close", &Hub::close, py::call_guard<py::gil_scoped_release>())
+      .def("metrics",
+           [](const Hub& hub) {
+             const Metrics& m = hub.metrics();
+             py::dict d;
+             d["published"] = Metrics::read(m.published);
+             d["delivered"] = Metrics::read(m.delivered);
+             d["dropped"] = Metrics::read(m.dropped);
+             d["slow_consumer_disconnects"] = Metrics::read(m.slow_consumer_disconnects);
+             d["resumes_exact"] = Metrics::read(m.resumes_exact);
+             d["resumes_gap"] = Metrics::read(m.resumes_gap);
+             d["resumes_reset"] = Metrics::read(m.resumes_reset);
+             d["lifecycle_dropped"] = hub.lifecycle()->dropped();
+             d["channels"] = hub.channel_count();
+             return d;
+           })
+      .def("set_lifecycle_notifier",
+           [](Hub& hub, std::shared_ptr<Notifier> notifier) {
+             hub.lifecycle()->set_notifier(std::move(notifier));
+           })
+      .def("take_lifecycle", [](Hub& hub) { return hub.lifecycle()->take(); });
+}
+
+}  // namespace sessionstream::bindings

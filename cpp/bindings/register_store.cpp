@@ -1,0 +1,64 @@
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "sessionstream/errors.hpp"
+#include "sessionstream/session_store.hpp"
+
+namespace py = pybind11;
+
+namespace sessionstream::bindings {
+
+namespace {
+std::chrono::milliseconds seconds_to_millis(double seconds, const char* name) {
+  if (!(seconds > 0)) {
+    throw InvalidArgument(std::string{name} + " must be a positive number of seconds, got " +
+                          std::to_string(seconds));
+  }
+  return std::chrono::milliseconds{static_cast<std::int64_t>(seconds * 1000.0)};
+}
+
+std::size_t positive(long long value, const char* name) {
+  if (value <= 0) {
+    throw InvalidArgument(std::string{name} + " must be positive, got " + std::to_string(value));
+  }
+  return static_cast<std::size_t>(value);
+}
+}  // namespace
+
+void register_store(py::module_& m) {
+  using Store = MemorySessionStore;
+  using release = py::call_guard<py::gil_scoped_release>;
+  py::class_<Store>(m, "SessionStore")
+      .def(py::init([](double idle_timeout, double sweep_interval, long long max_history_entries,
+                       long long max_value_bytes) {
+             SessionStoreConfig config;
+             config.idle_timeout = seconds_to_millis(idle_timeout, "idle_timeout");
+             config.sweep_interval = seconds_to_millis(sweep_interval, "sweep_interval");
+             config.max_history_entries = positive(max_history_entries, "max_history_entries");
+             config.max_value_bytes = positive(max_value_bytes, "max_value_bytes");
+             return std::make_unique<Store>(config);
+           }),
+           py::kw_only(), py::arg("idle_timeout") = 3600.0, py::arg("sweep_interval") = 300.0,
+           py::arg("max_history_entries") = 1000, py::arg("max_value_bytes") = 1 << 20)
+      .def("set", &Store::set, py::arg("session_id"), py::arg("key"), py::arg("value"), release())
+      .def("get", &Store::get, py::arg("session_id"), py::arg("key"), release())
+      .def("delete", &Store::erase, py::arg("session_id"), py::arg("key"), release())
+      .def("keys", &Store::keys, py::arg("session_id"), release())
+      .def("append_history", &Store::append_history, py::arg("session_id"), py::arg("entry"),
+           release())
+      .def(
+          "history",
+          [](Store& store, std::string_view session_id, long long limit) {
+            const auto n = positive(limit, "limit");
+            py::gil_scoped_release unlocked;
+            return store.history(session_id, n);
+          },
+          py::arg("session_id"), py::arg("limit") = 100)
+      .def("touch", &Store::touch, py::arg("session_id"), release())
+      .def("erase_session", &Store::erase_session, py::arg("session_id"), release())
+      .def("__contains__", &Store::contains, release())
+      .def("__len__", &Store::size, release())
+      .def("sweep", &Store::sweep, release());
+}
+
+}  // namespace sessionstream::bindings

@@ -1,0 +1,136 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "sessionstream/event.hpp"
+#include "sessionstream/lifecycle.hpp"
+#include "sessionstream/metrics.hpp"
+#include "sessionstream/subscriber.hpp"
+
+namespace sessionstream {
+
+struct HistoryLimits {
+  std::size_t max_events = 1024;                 // per channel
+  std::chrono::milliseconds max_age{300'000};    // per channel
+};
+
+struct HubConfig {
+  HistoryLimits history;
+  std::size_t max_event_bytes = 1 << 20;
+  std::size_t max_channel_name = 256;
+  // 0 picks a fresh epoch from the clock and a random source, so ids from an
+  // earlier process are recognised as foreign after a restart.
+  std::uint64_t epoch = 0;
+};
+
+// What a resume found, reported to the subscriber as control frames too.
+enum class ResumeOutcome {
+  live,         // no last event id given
+  exact,        // every missed event replayed
+  gap,          // some missed events were no longer held; a gap frame says so
+  reset,        // the id was malformed, from another epoch or from the future
+};
+
+// Publish/subscribe core. Channels hold their subscriber set and a history
+// ring. One hub mutex orders every publish: a subscriber of several channels
+// sees events in id order, so a single Last-Event-ID resumes all of them
+// exactly. Fan-out pushes shared pointers only; no payload bytes are copied per
+// receiver. Thread-safe; never calls back into user code.
+class Hub {
+ public:
+  // Without a lifecycle queue the hub makes its own; the connection manager
+  // reports into the hub's queue unless given another.
+  explicit Hub(HubConfig config = {}, std::shared_ptr<LifecycleQueue> lifecycle = nullptr);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  [[nodiscard]] std::uint64_t epoch() const noexcept { return config_.epoch; }
+  [[nodiscard]] const HubConfig& config() const noexcept { return config_; }
+
+  // Throws InvalidArgument (bad channel name), PayloadTooLarge, Closed.
+  EventPtr publish(std::string_view channel, std::string type, std::string data,
+                   bool data_is_json);
+
+  // Creates a subscriber with a fresh id. Not yet attached to any channel.
+  [[nodiscard]] SubscriberPtr make_subscriber(SubscriberOptions options,
+                                              std::shared_ptr<Notifier> notifier);
+
+  // Attaches the subscriber to channels and, when last_event_id is given,
+  // first queues exactly the events it missed (or a gap/reset frame), atomically
+  // with respect to publishes: nothing is missed or duplicated in between.
+  ResumeOutcome subscribe(const SubscriberPtr& subscriber, const std::vector<std::string>& channels,
+                          std::optional<std::string_view> last_event_id = std::nullopt);
+  void unsubscribe(const SubscriberPtr& subscriber, std::string_view channel);
+  // Detaches from every channel; idempotent.
+  void detach(const SubscriberPtr& subscriber);
+
+  [[nodiscard]] std::size_t subscriber_count(std::string_view channel) const;
+  [[nodiscard]] std::size_t channel_count() const;
+  [[nodiscard]] std::vector<std::string> channels_of(const Subscriber& subscriber) const;
+  [[nodiscard]] std::string head_id() const;
+
+  // Drops channels with no subscribers whose history has aged out, and
+  // history entries older than the age bound. Returns channels removed.
+  std::size_t sweep();
+
+  // Closes every subscriber with reason shutdown; later publishes throw Closed.
+  void close();
+  [[nodiscard]] bool is_closed() const;
+
+  [[nodiscard]] const std::shared_ptr<LifecycleQueue>& lifecycle() const noexcept {
+    return lifecycle_;
+  }
+  [[nodiscard]] Metrics& metrics() noexcept { return metrics_; }
+  [[nodiscard]] const Metrics& metrics() const noexcept { return metrics_; }
+
+  static void validate_channel_name(std::string_view channel, std::size_t max_length);
+
+ private:
+  struct Channel {
+    std::vector<SubscriberPtr> subscribers;
+    std::deque<EventPtr> history;
+    std::uint64_t evicted_through = 0;  // highest seq dropped from history
+  };
+  struct Attachment {
+    SubscriberPtr subscriber;
+    std::vector<std::string> channels;
+  };
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const noexcept {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
+
+  void trim_history(Channel& channel, std::chrono::system_clock::time_point now);
+  void attach_locked(const SubscriberPtr& subscriber, const std::string& name);
+  void detach_locked(const SubscriberPtr& subscriber, std::string_view name);
+  void detach_locked_all(const SubscriberPtr& subscriber);
+  ResumeOutcome replay_locked(const SubscriberPtr& subscriber,
+                              const std::vector<std::string>& channels, std::string_view last);
+
+  HubConfig config_;
+  std::shared_ptr<LifecycleQueue> lifecycle_;
+  Metrics metrics_;
+  std::atomic<std::uint64_t> next_subscriber_id_{1};
+
+  mutable std::mutex mutex_;
+  bool closed_ = false;
+  std::uint64_t seq_ = 0;
+  std::uint64_t swept_through_ = 0;  // highest evicted seq of channels removed by sweep()
+  std::unordered_map<std::string, Channel, NameHash, std::equal_to<>> channels_;
+  std::unordered_map<std::uint64_t, Attachment> attached_;
+};
+
+}  // namespace sessionstream

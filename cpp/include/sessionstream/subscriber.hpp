@@ -1,0 +1,105 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sessionstream/event.hpp"
+#include "sessionstream/notifier.hpp"
+
+namespace sessionstream {
+
+enum class OverflowPolicy {
+  disconnect,   // close with reason slow_consumer; the client resumes from history
+  drop_oldest,  // drop the oldest pending events and tell the receiver with a gap marker
+};
+
+enum class Framing { sse, websocket };
+
+struct MailboxLimits {
+  std::size_t max_events = 1024;
+  std::size_t max_bytes = 1 << 20;
+};
+
+struct SubscriberOptions {
+  Framing framing = Framing::sse;
+  OverflowPolicy overflow = OverflowPolicy::disconnect;
+  MailboxLimits limits;
+};
+
+// Why a subscriber was closed; the text is what clients see.
+namespace close_reason {
+inline constexpr std::string_view slow_consumer = "slow_consumer";
+inline constexpr std::string_view replaced = "replaced";
+inline constexpr std::string_view shutdown = "shutdown";
+inline constexpr std::string_view client_gone = "client_gone";
+inline constexpr std::string_view session_cleanup = "session_cleanup";
+}  // namespace close_reason
+
+// One connection's bounded mailbox of shared event references.
+// Producers (the hub's fan-out) call deliver(); the single consumer calls
+// take(). Thread-safe; its mutex is taken after the hub's and before the
+// notifier's, never the other way round.
+class Subscriber {
+ public:
+  // Frames a consumer takes in one call; closed is set once the subscriber is
+  // closed and nothing is left to take.
+  struct Batch {
+    std::string data;
+    std::size_t events = 0;
+    bool closed = false;
+    std::string close_reason;
+  };
+
+  enum class DeliverResult { queued, dropped_oldest, overflow_closed, already_closed };
+
+  Subscriber(std::uint64_t id, SubscriberOptions options, std::shared_ptr<Notifier> notifier);
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+
+  [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+  [[nodiscard]] const SubscriberOptions& options() const noexcept { return options_; }
+
+  // bounded=false is for resume replays, which the history bound already limits.
+  DeliverResult deliver(const EventPtr& event, bool bounded = true);
+  // A control frame (gap, reset) for this subscriber alone; not counted
+  // against the mailbox bounds so it is never the frame that overflows.
+  void deliver_control(EventPtr frame);
+
+  // Takes pending frames up to roughly max_bytes (at least one frame) as one
+  // contiguous buffer ready to send: SSE frames back to back, or one JSON
+  // array for WebSocket.
+  [[nodiscard]] Batch take(std::size_t max_bytes);
+
+  // Returns false when it was already closed. slow_consumer discards pending
+  // frames (memory is released now); other reasons let pending frames drain.
+  bool close(std::string_view reason);
+  [[nodiscard]] bool closed() const;
+  [[nodiscard]] std::size_t pending_events() const;
+  [[nodiscard]] std::size_t pending_bytes() const;
+
+ private:
+  void append_frame(std::string& out, const Event& event, bool first) const;
+  void notify_locked();
+
+  const std::uint64_t id_;
+  const SubscriberOptions options_;
+  const std::shared_ptr<Notifier> notifier_;
+
+  mutable std::mutex mutex_;
+  std::deque<EventPtr> mailbox_;
+  std::size_t pending_bytes_ = 0;
+  std::uint64_t dropped_since_take_ = 0;
+  bool closed_ = false;
+  bool ready_marked_ = false;
+  std::string close_reason_;
+};
+
+using SubscriberPtr = std::shared_ptr<Subscriber>;
+
+}  // namespace sessionstream

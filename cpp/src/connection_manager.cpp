@@ -1,0 +1,321 @@
+#include "sessionstream/connection_manager.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "sessionstream/errors.hpp"
+#include "sessionstream/session_id.hpp"
+
+namespace sessionstream {
+
+ConnectionPolicy parse_connection_policy(std::string_view text) {
+  if (text == "all") return ConnectionPolicy::all;
+  if (text == "latest") return ConnectionPolicy::latest;
+  if (text == "swap_after_processing") return ConnectionPolicy::swap_after_processing;
+  throw InvalidArgument("connection policy '" + std::string{text.substr(0, 64)} +
+                        "' is invalid: use all, latest or swap_after_processing");
+}
+
+const char* to_string(ConnectionPolicy policy) noexcept {
+  switch (policy) {
+    case ConnectionPolicy::all: return "all";
+    case ConnectionPolicy::latest: return "latest";
+    case ConnectionPolicy::swap_after_processing: return "swap_after_processing";
+  }
+  return "unknown";
+}
+
+namespace {
+void authorize_channels(const std::vector<std::string>& channels, std::string_view session_id,
+                        std::size_t max_channel_name) {
+  for (const auto& channel : channels) {
+    Hub::validate_channel_name(channel, max_channel_name);
+    if (is_foreign_private_channel(channel, session_id)) {
+      throw InvalidArgument("channel '" + channel +
+                            "' is another session's private channel; a session may only open "
+                            "its own session:<id> channel");
+    }
+  }
+}
+}  // namespace
+
+Connection::Connection(ConnectionManager& manager, ConnectionInfo info, SubscriberPtr subscriber,
+                       ResumeOutcome resume)
+    : manager_(manager),
+      info_(std::move(info)),
+      subscriber_(std::move(subscriber)),
+      resume_(resume) {}
+
+Connection::~Connection() { close(close_reason::client_gone); }
+
+ResumeOutcome Connection::subscribe(const std::vector<std::string>& channels,
+                                    std::optional<std::string_view> last_event_id) {
+  if (closed_.load()) throw Closed("connection " + std::to_string(id()) + " is closed");
+  authorize_channels(channels, info_.session_id, manager_.hub().config().max_channel_name);
+  return manager_.hub().subscribe(subscriber_, channels, last_event_id);
+}
+
+void Connection::unsubscribe(std::string_view channel) {
+  manager_.hub().unsubscribe(subscriber_, channel);
+}
+
+std::vector<std::string> Connection::channels() const {
+  return manager_.hub().channels_of(*subscriber_);
+}
+
+void Connection::close(std::string_view reason) {
+  if (closed_.exchange(true)) return;
+  subscriber_->close(reason);
+  manager_.hub().detach(subscriber_);
+  manager_.release(*this, reason);
+}
+
+ConnectionManager::ConnectionManager(Hub& hub, ConnectionLimits limits,
+                                     ConnectionPolicy default_policy,
+                                     std::shared_ptr<LifecycleQueue> lifecycle)
+    : hub_(hub),
+      limits_(limits),
+      default_policy_(default_policy),
+      lifecycle_(lifecycle ? std::move(lifecycle) : hub.lifecycle()) {
+  if (limits_.max_connections == 0 || limits_.max_per_ip == 0 || limits_.max_per_session == 0) {
+    throw InvalidArgument("connection limits must be positive, got max_connections=" +
+                          std::to_string(limits_.max_connections) +
+                          " max_per_ip=" + std::to_string(limits_.max_per_ip) +
+                          " max_per_session=" + std::to_string(limits_.max_per_session));
+  }
+}
+
+ConnectionManager::~ConnectionManager() = default;
+
+void ConnectionManager::post(LifecycleEvent event) { lifecycle_->push(std::move(event)); }
+
+ConnectionPtr ConnectionManager::open(ConnectionRequest request,
+                                      std::shared_ptr<Notifier> notifier) {
+  validate_session_id(request.session_id);
+  authorize_channels(request.channels, request.session_id, hub_.config().max_channel_name);
+  std::vector<std::string> channels = std::move(request.channels);
+  channels.push_back(private_channel(request.session_id));
+
+  ConnectionPtr connection;
+  {
+    std::lock_guard lock(mutex_);
+    if (shut_down_) throw Closed("server is shutting down; no new connections");
+    const auto reject = [&](LimitKind kind, std::size_t limit) {
+      ++rejections_[static_cast<std::size_t>(kind)];
+      post({LifecycleKind::rejected, 0, request.session_id, 0, to_string(kind)});
+      throw LimitExceeded(kind, limit);
+    };
+    if (connections_.size() >= limits_.max_connections) {
+      reject(LimitKind::server_full, limits_.max_connections);
+    }
+    if (!request.ip.empty()) {
+      const auto ip = per_ip_.find(request.ip);
+      if (ip != per_ip_.end() && ip->second >= limits_.max_per_ip) {
+        reject(LimitKind::per_ip, limits_.max_per_ip);
+      }
+    }
+    const auto existing = sessions_.find(request.session_id);
+    if (existing != sessions_.end() &&
+        existing->second.connections.size() >= limits_.max_per_session) {
+      reject(LimitKind::per_session, limits_.max_per_session);
+    }
+
+    auto subscriber = hub_.make_subscriber(request.subscriber, std::move(notifier));
+    const auto resume = hub_.subscribe(subscriber, channels, request.last_event_id);
+    ConnectionInfo info{subscriber->id(), request.session_id, request.ip, false,
+                        std::chrono::system_clock::now()};
+    connection = std::make_shared<Connection>(*this, info, std::move(subscriber), resume);
+
+    // Registered before anything else can happen to the session: the
+    // newcomer is usable whatever the state of the connections it replaces.
+    connections_.emplace(info.id, Entry{info, connection->subscriber()});
+    auto [session, created] = sessions_.try_emplace(request.session_id);
+    if (created) session->second.created = info.connected_at;
+    session->second.connections.push_back(info.id);
+    if (!request.ip.empty()) ++per_ip_[request.ip];
+    ++lifetime_;
+    const ConnectionPolicy policy =
+        request.policy.value_or(session->second.policy.value_or(default_policy_));
+    post({LifecycleKind::connected, info.id, request.session_id, 0, {}});
+    apply_policy_locked(request.session_id, info.id, policy);
+  }
+  return connection;
+}
+
+void ConnectionManager::close_entry_locked(const Entry& entry, std::string_view reason) {
+  entry.subscriber->close(reason);
+  hub_.detach(entry.subscriber);
+}
+
+void ConnectionManager::apply_policy_locked(const std::string& session_id,
+                                            std::uint64_t newcomer, ConnectionPolicy policy) {
+  if (policy == ConnectionPolicy::all) return;
+  for (const auto other : sessions_.at(session_id).connections) {
+    if (other == newcomer) continue;
+    const auto& entry = connections_.at(other);
+    if (entry.subscriber->closed()) continue;
+    if (policy == ConnectionPolicy::swap_after_processing && entry.info.processing) {
+      pending_swaps_[other] = newcomer;
+      continue;
+    }
+    post({LifecycleKind::replaced, other, session_id, newcomer,
+          std::string{close_reason::replaced}});
+    close_entry_locked(entry, close_reason::replaced);
+  }
+}
+
+void ConnectionManager::release(const Connection& connection, std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  const auto it = connections_.find(connection.id());
+  if (it == connections_.end()) return;
+  const ConnectionInfo info = it->second.info;
+  connections_.erase(it);
+  if (const auto session = sessions_.find(info.session_id); session != sessions_.end()) {
+    auto& ids = session->second.connections;
+    ids.erase(std::remove(ids.begin(), ids.end(), info.id), ids.end());
+    if (ids.empty()) sessions_.erase(session);
+  }
+  if (!info.ip.empty()) {
+    if (const auto ip = per_ip_.find(info.ip); ip != per_ip_.end() && --ip->second == 0) {
+      per_ip_.erase(ip);
+    }
+  }
+  // The busy side went away: its swap is complete. The waiting side went
+  // away: nothing is left to swap to.
+  if (const auto swap = pending_swaps_.find(info.id); swap != pending_swaps_.end()) {
+    post({LifecycleKind::swapped, info.id, info.session_id, swap->second, std::string{reason}});
+    pending_swaps_.erase(swap);
+  }
+  std::erase_if(pending_swaps_, [&](const auto& pair) { return pair.second == info.id; });
+  post({LifecycleKind::disconnected, info.id, info.session_id, 0, std::string{reason}});
+}
+
+void ConnectionManager::mark_processing(std::uint64_t connection_id) {
+  std::lock_guard lock(mutex_);
+  const auto it = connections_.find(connection_id);
+  if (it == connections_.end()) {
+    throw InvalidArgument("connection " + std::to_string(connection_id) + " is not open");
+  }
+  it->second.info.processing = true;
+}
+
+void ConnectionManager::unmark_processing(std::uint64_t connection_id) {
+  std::lock_guard lock(mutex_);
+  const auto it = connections_.find(connection_id);
+  if (it == connections_.end()) return;  // closed while processing: nothing to undo
+  it->second.info.processing = false;
+  const auto swap = pending_swaps_.find(connection_id);
+  if (swap == pending_swaps_.end()) return;
+  post({LifecycleKind::swapped, connection_id, it->second.info.session_id, swap->second,
+        std::string{close_reason::replaced}});
+  pending_swaps_.erase(swap);
+  close_entry_locked(it->second, close_reason::replaced);
+}
+
+bool ConnectionManager::is_processing(std::uint64_t connection_id) const {
+  std::lock_guard lock(mutex_);
+  const auto it = connections_.find(connection_id);
+  return it != connections_.end() && it->second.info.processing;
+}
+
+EventPtr ConnectionManager::send_personal(std::string_view session_id, std::string type,
+                                          std::string data, bool data_is_json) {
+  validate_session_id(session_id);
+  return hub_.publish(private_channel(session_id), std::move(type), std::move(data), data_is_json);
+}
+
+std::size_t ConnectionManager::disconnect_channel(std::string_view session_id,
+                                                  std::string_view channel) {
+  std::lock_guard lock(mutex_);
+  const auto session = sessions_.find(session_id);
+  if (session == sessions_.end()) return 0;
+  std::size_t count = 0;
+  for (const auto id : session->second.connections) {
+    const auto& subscriber = connections_.at(id).subscriber;
+    const auto channels = hub_.channels_of(*subscriber);
+    if (std::find(channels.begin(), channels.end(), channel) == channels.end()) continue;
+    hub_.unsubscribe(subscriber, channel);
+    ++count;
+  }
+  return count;
+}
+
+std::size_t ConnectionManager::close_session(std::string_view session_id,
+                                             std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  const auto session = sessions_.find(session_id);
+  if (session == sessions_.end()) return 0;
+  std::size_t count = 0;
+  for (const auto id : session->second.connections) {
+    const auto& entry = connections_.at(id);
+    if (entry.subscriber->closed()) continue;
+    close_entry_locked(entry, reason);
+    ++count;
+  }
+  return count;
+}
+
+void ConnectionManager::set_session_policy(std::string_view session_id, ConnectionPolicy policy) {
+  validate_session_id(session_id);
+  std::lock_guard lock(mutex_);
+  auto [session, created] = sessions_.try_emplace(std::string{session_id});
+  if (created) session->second.created = std::chrono::system_clock::now();
+  session->second.policy = policy;
+}
+
+ConnectionMetrics ConnectionManager::metrics() const {
+  ConnectionMetrics m;
+  std::lock_guard lock(mutex_);
+  m.active_connections = connections_.size();
+  m.unique_browser_sessions = static_cast<std::size_t>(std::count_if(
+      sessions_.begin(), sessions_.end(),
+      [](const auto& pair) { return !pair.second.connections.empty(); }));
+  m.processing_connections = static_cast<std::size_t>(
+      std::count_if(connections_.begin(), connections_.end(),
+                    [](const auto& pair) { return pair.second.info.processing; }));
+  m.pending_swaps = pending_swaps_.size();
+  m.total_connections_lifetime = lifetime_;
+  m.total_errors = total_errors_.load(std::memory_order_relaxed);
+  m.total_messages = total_messages_.load(std::memory_order_relaxed);
+  m.uptime_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  m.avg_messages_per_connection =
+      lifetime_ == 0 ? 0.0 : static_cast<double>(m.total_messages) / static_cast<double>(lifetime_);
+  m.rejections = rejections_;
+  return m;
+}
+
+std::vector<SessionView> ConnectionManager::sessions() const {
+  std::vector<SessionView> views;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, session] : sessions_) {
+    if (session.connections.empty()) continue;
+    SessionView view{id, {}, session.connections.size(), session.created};
+    std::set<std::string> channels;
+    for (const auto connection_id : session.connections) {
+      for (auto& name : hub_.channels_of(*connections_.at(connection_id).subscriber)) {
+        channels.insert(std::move(name));
+      }
+    }
+    view.channels.assign(channels.begin(), channels.end());
+    views.push_back(std::move(view));
+  }
+  return views;
+}
+
+std::vector<ConnectionInfo> ConnectionManager::connections_of(std::string_view session_id) const {
+  std::vector<ConnectionInfo> infos;
+  std::lock_guard lock(mutex_);
+  const auto session = sessions_.find(session_id);
+  if (session == sessions_.end()) return infos;
+  for (const auto id : session->second.connections) infos.push_back(connections_.at(id).info);
+  return infos;
+}
+
+void ConnectionManager::shutdown() {
+  std::lock_guard lock(mutex_);
+  shut_down_ = true;
+  for (const auto& [id, entry] : connections_) close_entry_locked(entry, close_reason::shutdown);
+}
+
+}  // namespace sessionstream

@@ -1,0 +1,310 @@
+#include "sessionstream/hub.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "random.hpp"
+#include "sessionstream/errors.hpp"
+
+namespace sessionstream {
+
+namespace {
+
+std::uint64_t fresh_epoch() {
+  std::uint16_t salt = 0;
+  detail::secure_random(&salt, sizeof salt);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  // Millisecond clock in the high bits orders restarts; the salt separates two
+  // processes started in the same millisecond.
+  return (static_cast<std::uint64_t>(ms) << 12) | (salt & 0xFFFU);
+}
+
+void validate_event_type(std::string_view type) {
+  if (type.empty() || type.size() > 64 ||
+      std::any_of(type.begin(), type.end(),
+                  [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7F; })) {
+    throw InvalidArgument("event type '" + std::string{type.substr(0, 80)} +
+                          "' is invalid: use 1-64 printable characters without spaces");
+  }
+}
+
+std::string json_escaped(std::string_view text) {
+  std::string out;
+  append_json_string(out, text);
+  return out;
+}
+
+}  // namespace
+
+Hub::Hub(HubConfig config, std::shared_ptr<LifecycleQueue> lifecycle)
+    : config_(config),
+      lifecycle_(lifecycle ? std::move(lifecycle) : std::make_shared<LifecycleQueue>()) {
+  if (config_.history.max_events == 0) {
+    // A zero ring would make every resume a gap; a ring of one is the minimum.
+    throw InvalidArgument("history max_events must be at least 1, got 0");
+  }
+  if (config_.history.max_age.count() <= 0) {
+    throw InvalidArgument("history max_age must be positive, got " +
+                          std::to_string(config_.history.max_age.count()) + " ms");
+  }
+  if (config_.max_event_bytes == 0) {
+    throw InvalidArgument("max_event_bytes must be at least 1, got 0");
+  }
+  if (config_.epoch == 0) config_.epoch = fresh_epoch();
+}
+
+Hub::~Hub() = default;
+
+void Hub::validate_channel_name(std::string_view channel, std::size_t max_length) {
+  const bool printable =
+      std::all_of(channel.begin(), channel.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+  if (channel.empty() || channel.size() > max_length || !printable) {
+    throw InvalidArgument("channel name '" + std::string{channel.substr(0, 80)} +
+                          "' is invalid: use 1-" + std::to_string(max_length) +
+                          " printable ASCII characters without spaces");
+  }
+}
+
+EventPtr Hub::publish(std::string_view channel, std::string type, std::string data,
+                      bool data_is_json) {
+  validate_channel_name(channel, config_.max_channel_name);
+  if (type.empty()) type = "message";
+  validate_event_type(type);
+  if (data.size() > config_.max_event_bytes) {
+    throw PayloadTooLarge("event data is " + std::to_string(data.size()) +
+                          " bytes; the maximum is " + std::to_string(config_.max_event_bytes) +
+                          " (max_event_bytes)");
+  }
+  const auto now = std::chrono::system_clock::now();
+  std::vector<SubscriberPtr> overflowed;
+  EventPtr event;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_) throw Closed("hub is closed; publish is no longer accepted");
+    event = std::make_shared<const Event>(std::string{channel}, EventId{config_.epoch, ++seq_},
+                                          std::move(type), std::move(data), data_is_json, now);
+    auto [it, inserted] = channels_.try_emplace(std::string{channel});
+    Channel& ch = it->second;
+    ch.history.push_back(event);
+    trim_history(ch, now);
+    std::uint64_t delivered = 0;
+    for (const auto& subscriber : ch.subscribers) {
+      switch (subscriber->deliver(event)) {
+        case Subscriber::DeliverResult::queued: ++delivered; break;
+        case Subscriber::DeliverResult::dropped_oldest:
+          ++delivered;
+          metrics_.add(metrics_.dropped);
+          break;
+        case Subscriber::DeliverResult::overflow_closed:
+          overflowed.push_back(subscriber);
+          break;
+        case Subscriber::DeliverResult::already_closed: break;
+      }
+    }
+    for (const auto& subscriber : overflowed) detach_locked_all(subscriber);
+    metrics_.add(metrics_.published);
+    metrics_.add(metrics_.delivered, delivered);
+  }
+  for (const auto& subscriber : overflowed) {
+    metrics_.add(metrics_.slow_consumer_disconnects);
+    lifecycle_->push({LifecycleKind::slow_consumer, subscriber->id(), {}, 0,
+                      std::string{close_reason::slow_consumer}});
+  }
+  return event;
+}
+
+void Hub::trim_history(Channel& channel, std::chrono::system_clock::time_point now) {
+  const auto oldest_allowed = now - config_.history.max_age;
+  while (!channel.history.empty() && (channel.history.size() > config_.history.max_events ||
+                                      channel.history.front()->timestamp() < oldest_allowed)) {
+    channel.evicted_through = channel.history.front()->id().seq;
+    channel.history.pop_front();
+  }
+}
+
+SubscriberPtr Hub::make_subscriber(SubscriberOptions options, std::shared_ptr<Notifier> notifier) {
+  if (options.limits.max_events == 0 || options.limits.max_bytes == 0) {
+    throw InvalidArgument("mailbox bounds must be positive, got max_events=" +
+                          std::to_string(options.limits.max_events) +
+                          " max_bytes=" + std::to_string(options.limits.max_bytes));
+  }
+  return std::make_shared<Subscriber>(next_subscriber_id_.fetch_add(1), options,
+                                      std::move(notifier));
+}
+
+ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
+                             const std::vector<std::string>& channels,
+                             std::optional<std::string_view> last_event_id) {
+  for (const auto& name : channels) validate_channel_name(name, config_.max_channel_name);
+  ResumeOutcome outcome = ResumeOutcome::live;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_) throw Closed("hub is closed; subscribe is no longer accepted");
+    if (last_event_id) outcome = replay_locked(subscriber, channels, *last_event_id);
+    for (const auto& name : channels) attach_locked(subscriber, name);
+  }
+  switch (outcome) {
+    case ResumeOutcome::exact: metrics_.add(metrics_.resumes_exact); break;
+    case ResumeOutcome::gap: metrics_.add(metrics_.resumes_gap); break;
+    case ResumeOutcome::reset: metrics_.add(metrics_.resumes_reset); break;
+    case ResumeOutcome::live: break;
+  }
+  return outcome;
+}
+
+ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
+                                 const std::vector<std::string>& channels, std::string_view last) {
+  const std::string head = EventId{config_.epoch, seq_}.to_string();
+  const auto reset = [&](std::string_view reason) {
+    // The reset carries the head id so the client's next Last-Event-ID is
+    // current: subscription starts live from exactly this point.
+    subscriber->deliver_control(Event::control(
+        "reset",
+        "\"reason\":\"" + std::string{reason} +
+            "\",\"last_event_id\":" + json_escaped(last.substr(0, 64)) + ",\"head\":\"" + head +
+            "\"",
+        head));
+    return ResumeOutcome::reset;
+  };
+  const auto id = EventId::parse(last);
+  if (!id) return reset("malformed_id");
+  if (id->epoch != config_.epoch) return reset("unknown_epoch");
+  if (id->seq > seq_) return reset("future_id");
+
+  std::vector<EventPtr> missed;
+  std::vector<std::string> gapped;
+  for (const auto& name : channels) {
+    const auto it = channels_.find(name);
+    if (it == channels_.end()) {
+      if (swept_through_ > id->seq) gapped.push_back(name);
+      continue;
+    }
+    const Channel& ch = it->second;
+    if (ch.evicted_through > id->seq) gapped.push_back(name);
+    const auto first = std::upper_bound(
+        ch.history.begin(), ch.history.end(), id->seq,
+        [](std::uint64_t seq, const EventPtr& event) { return seq < event->id().seq; });
+    missed.insert(missed.end(), first, ch.history.end());
+  }
+  std::sort(missed.begin(), missed.end(),
+            [](const EventPtr& a, const EventPtr& b) { return a->id().seq < b->id().seq; });
+  missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
+  if (!gapped.empty()) {
+    std::string list;
+    for (const auto& name : gapped) {
+      if (!list.empty()) list.push_back(',');
+      append_json_string(list, name);
+    }
+    subscriber->deliver_control(Event::control(
+        "gap", "\"reason\":\"history_evicted\",\"channels\":[" + list + "],\"head\":\"" + head + "\"",
+        head));
+  }
+  for (const auto& event : missed) subscriber->deliver(event, /*bounded=*/false);
+  return gapped.empty() ? ResumeOutcome::exact : ResumeOutcome::gap;
+}
+
+void Hub::attach_locked(const SubscriberPtr& subscriber, const std::string& name) {
+  auto& attachment = attached_[subscriber->id()];
+  if (!attachment.subscriber) attachment.subscriber = subscriber;
+  if (std::find(attachment.channels.begin(), attachment.channels.end(), name) !=
+      attachment.channels.end()) {
+    return;
+  }
+  attachment.channels.push_back(name);
+  auto [it, inserted] = channels_.try_emplace(name);
+  it->second.subscribers.push_back(subscriber);
+}
+
+void Hub::detach_locked(const SubscriberPtr& subscriber, std::string_view name) {
+  const auto it = channels_.find(name);
+  if (it == channels_.end()) return;
+  auto& subscribers = it->second.subscribers;
+  const auto found = std::find(subscribers.begin(), subscribers.end(), subscriber);
+  if (found != subscribers.end()) {
+    // Order among subscribers carries no meaning; swap-remove is O(1) after the find.
+    *found = std::move(subscribers.back());
+    subscribers.pop_back();
+  }
+}
+
+void Hub::detach_locked_all(const SubscriberPtr& subscriber) {
+  const auto it = attached_.find(subscriber->id());
+  if (it == attached_.end()) return;
+  for (const auto& name : it->second.channels) detach_locked(subscriber, name);
+  attached_.erase(it);
+}
+
+void Hub::unsubscribe(const SubscriberPtr& subscriber, std::string_view channel) {
+  std::lock_guard lock(mutex_);
+  const auto it = attached_.find(subscriber->id());
+  if (it == attached_.end()) return;
+  auto& names = it->second.channels;
+  const auto found = std::find(names.begin(), names.end(), channel);
+  if (found == names.end()) return;
+  names.erase(found);
+  detach_locked(subscriber, channel);
+}
+
+void Hub::detach(const SubscriberPtr& subscriber) {
+  std::lock_guard lock(mutex_);
+  detach_locked_all(subscriber);
+}
+
+std::size_t Hub::subscriber_count(std::string_view channel) const {
+  std::lock_guard lock(mutex_);
+  const auto it = channels_.find(channel);
+  return it == channels_.end() ? 0 : it->second.subscribers.size();
+}
+
+std::size_t Hub::channel_count() const {
+  std::lock_guard lock(mutex_);
+  return channels_.size();
+}
+
+std::vector<std::string> Hub::channels_of(const Subscriber& subscriber) const {
+  std::lock_guard lock(mutex_);
+  const auto it = attached_.find(subscriber.id());
+  return it == attached_.end() ? std::vector<std::string>{} : it->second.channels;
+}
+
+std::string Hub::head_id() const {
+  std::lock_guard lock(mutex_);
+  return EventId{config_.epoch, seq_}.to_string();
+}
+
+std::size_t Hub::sweep() {
+  const auto now = std::chrono::system_clock::now();
+  std::lock_guard lock(mutex_);
+  std::size_t removed = 0;
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    trim_history(it->second, now);
+    if (it->second.subscribers.empty() && it->second.history.empty()) {
+      // Remember how far evicted history reached so a later resume on this
+      // channel still reports its gap instead of a silent hole.
+      swept_through_ = std::max(swept_through_, it->second.evicted_through);
+      it = channels_.erase(it);
+      ++removed;
+    } else {
+      ++it;
+    }
+  }
+  return removed;
+}
+
+void Hub::close() {
+  std::lock_guard lock(mutex_);
+  if (closed_) return;
+  closed_ = true;
+  for (auto& [id, attachment] : attached_) attachment.subscriber->close(close_reason::shutdown);
+  attached_.clear();
+  for (auto& [name, channel] : channels_) channel.subscribers.clear();
+}
+
+bool Hub::is_closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
+}  // namespace sessionstream

@@ -1,0 +1,144 @@
+#include "sessionstream/subscriber.hpp"
+
+#include <string>
+
+namespace sessionstream {
+
+Subscriber::Subscriber(std::uint64_t id, SubscriberOptions options,
+                       std::shared_ptr<Notifier> notifier)
+    : id_(id), options_(options), notifier_(std::move(notifier)) {}
+
+void Subscriber::notify_locked() {
+  if (ready_marked_ || !notifier_) return;
+  ready_marked_ = true;
+  notifier_->mark_ready(id_);
+}
+
+Subscriber::DeliverResult Subscriber::deliver(const EventPtr& event, bool bounded) {
+  std::lock_guard lock(mutex_);
+  if (closed_) return DeliverResult::already_closed;
+  const std::size_t cost = event->cost_bytes();
+  const auto& limits = options_.limits;
+  // A lone event larger than the byte bound still fits an empty mailbox; the
+  // hub's max_event_bytes bounds that case.
+  const auto over = [&] {
+    return !mailbox_.empty() &&
+           (mailbox_.size() + 1 > limits.max_events || pending_bytes_ + cost > limits.max_bytes);
+  };
+  DeliverResult result = DeliverResult::queued;
+  if (bounded && over()) {
+    if (options_.overflow == OverflowPolicy::disconnect) {
+      closed_ = true;
+      close_reason_ = close_reason::slow_consumer;
+      mailbox_.clear();
+      pending_bytes_ = 0;
+      notify_locked();
+      return DeliverResult::overflow_closed;
+    }
+    while (over()) {
+      pending_bytes_ -= mailbox_.front()->cost_bytes();
+      if (!mailbox_.front()->is_control()) ++dropped_since_take_;
+      mailbox_.pop_front();
+    }
+    result = DeliverResult::dropped_oldest;
+  }
+  mailbox_.push_back(event);
+  pending_bytes_ += cost;
+  notify_locked();
+  return result;
+}
+
+void Subscriber::deliver_control(EventPtr frame) {
+  std::lock_guard lock(mutex_);
+  if (closed_) return;
+  mailbox_.push_back(std::move(frame));
+  notify_locked();
+}
+
+void Subscriber::append_frame(std::string& out, const Event& event, bool first) const {
+  if (options_.framing == Framing::sse) {
+    out += event.sse_frame();
+  } else {
+    if (!first) out.push_back(',');
+    out += event.ws_object();
+  }
+}
+
+Subscriber::Batch Subscriber::take(std::size_t max_bytes) {
+  std::vector<EventPtr> taken;
+  std::uint64_t dropped = 0;
+  Batch batch;
+  {
+    std::lock_guard lock(mutex_);
+    dropped = dropped_since_take_;
+    dropped_since_take_ = 0;
+    std::size_t budget = 0;
+    while (!mailbox_.empty() && (taken.empty() || budget < max_bytes)) {
+      EventPtr& front = mailbox_.front();
+      budget += front->data().size() + Event::kOverheadBytes;
+      pending_bytes_ -= front->cost_bytes();
+      taken.push_back(std::move(front));
+      mailbox_.pop_front();
+    }
+    if (mailbox_.empty()) {
+      ready_marked_ = false;
+      if (closed_) {
+        batch.closed = true;
+        batch.close_reason = close_reason_;
+      }
+    }
+  }
+  // Frames are copied into the send buffer outside the lock so the fan-out
+  // never waits for a consumer's copy.
+  const bool sse = options_.framing == Framing::sse;
+  std::size_t size = 2;
+  for (const auto& event : taken) {
+    size += (sse ? event->sse_frame().size() : event->ws_object().size()) + 1;
+  }
+  batch.data.reserve(size + (dropped ? 96 : 0));
+  if (!sse && (dropped || !taken.empty())) batch.data.push_back('[');
+  bool first = true;
+  if (dropped) {
+    const auto gap = Event::control(
+        "gap", "\"reason\":\"dropped_oldest\",\"missed\":" + std::to_string(dropped));
+    append_frame(batch.data, *gap, first);
+    first = false;
+  }
+  for (const auto& event : taken) {
+    append_frame(batch.data, *event, first);
+    first = false;
+  }
+  if (!sse && !first) batch.data.push_back(']');
+  batch.events = taken.size();
+  return batch;
+}
+
+bool Subscriber::close(std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  if (closed_) return false;
+  closed_ = true;
+  close_reason_ = std::string{reason};
+  if (reason == close_reason::slow_consumer) {
+    mailbox_.clear();
+    pending_bytes_ = 0;
+  }
+  notify_locked();
+  return true;
+}
+
+bool Subscriber::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
+std::size_t Subscriber::pending_events() const {
+  std::lock_guard lock(mutex_);
+  return mailbox_.size();
+}
+
+std::size_t Subscriber::pending_bytes() const {
+  std::lock_guard lock(mutex_);
+  return pending_bytes_;
+}
+
+}  // namespace sessionstream

@@ -1,0 +1,173 @@
+"""Type stubs for the native core (``sessionstream._core``)."""
+
+from collections.abc import Sequence
+from typing import Literal
+
+Framing = Literal["sse", "websocket"]
+Overflow = Literal["disconnect", "drop_oldest"]
+Policy = Literal["all", "latest", "swap_after_processing"]
+ResumeOutcome = Literal["live", "exact", "gap", "reset"]
+LimitKind = Literal["server_full", "per_ip", "per_session"]
+
+class SessionStreamError(Exception):
+    """Base class of every error raised by sessionstream."""
+
+class InvalidArgumentError(SessionStreamError, ValueError):
+    """A value is outside its valid range; the message names it and what is valid."""
+
+class PayloadTooLargeError(SessionStreamError, ValueError):
+    """An event or stored value is larger than the configured maximum."""
+
+class ClosedError(SessionStreamError, RuntimeError):
+    """The hub, manager or connection was closed."""
+
+class LimitExceededError(SessionStreamError):
+    """A connection cap refused a new connection."""
+
+    kind: LimitKind
+    limit: int
+
+class Notifier:
+    """One eventfd that wakes an event loop when connections have frames ready."""
+
+    def __init__(self) -> None: ...
+    def fileno(self) -> int: ...
+    def take_ready(self) -> list[int]:
+        """Clear the eventfd; return ids of connections that became ready (0: lifecycle)."""
+
+class LifecycleEvent:
+    kind: Literal["connected", "disconnected", "swapped", "replaced", "slow_consumer", "rejected"]
+    connection_id: int
+    session_id: str
+    other_connection_id: int
+    detail: str
+
+class Hub:
+    """Channels, history rings and fan-out. Every method is thread-safe and releases the GIL."""
+
+    def __init__(
+        self,
+        *,
+        history_max_events: int = 1024,
+        history_max_age: float = 300.0,
+        max_event_bytes: int = 1048576,
+        epoch: int = 0,
+        lifecycle_capacity: int = 4096,
+    ) -> None: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def head_id(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def publish(
+        self, channel: str, data: bytes | str, event: str = "message", *, json: bool = False
+    ) -> str:
+        """Publish to a channel; return the event id. ``json=True`` embeds data as JSON in WS frames."""
+    def subscriber_count(self, channel: str) -> int: ...
+    def channel_count(self) -> int: ...
+    def sweep(self) -> int: ...
+    def close(self) -> None: ...
+    def metrics(self) -> dict[str, int]: ...
+    def set_lifecycle_notifier(self, notifier: Notifier) -> None:
+        """Lifecycle events mark token 0 ready on this notifier."""
+    def take_lifecycle(self) -> list[LifecycleEvent]: ...
+
+class Connection:
+    """One client connection: its mailbox, channels and slot in its session."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def ip(self) -> str: ...
+    @property
+    def resume(self) -> ResumeOutcome: ...
+    @property
+    def closed(self) -> bool:
+        """True once the connection was released (by close())."""
+    @property
+    def pending_events(self) -> int: ...
+    @property
+    def channels(self) -> list[str]: ...
+    def take(self, max_bytes: int = 262144) -> tuple[bytes, bool, str]:
+        """Pending frames as one buffer, and (closed, reason) once the mailbox is closed and empty.
+
+        SSE: frames back to back. WebSocket: one JSON array of event/control objects.
+        """
+    def subscribe(self, channels: Sequence[str], last_event_id: str | None = None) -> ResumeOutcome: ...
+    def unsubscribe(self, channel: str) -> None: ...
+    def close(self, reason: str = "client_gone") -> None: ...
+
+class ConnectionManager:
+    """Sessions, connections (tabs), limits, processing/swap state and counts."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        max_connections: int = 10000,
+        max_per_ip: int = 1000,
+        max_per_session: int = 32,
+        policy: Policy = "all",
+    ) -> None: ...
+    def open(
+        self,
+        session_id: str,
+        *,
+        notifier: Notifier,
+        ip: str = "",
+        channels: Sequence[str] = (),
+        last_event_id: str | None = None,
+        framing: Framing = "sse",
+        overflow: Overflow = "disconnect",
+        mailbox_events: int = 1024,
+        mailbox_bytes: int = 1048576,
+        policy: Policy | None = None,
+    ) -> Connection: ...
+    def mark_processing(self, connection_id: int) -> None: ...
+    def unmark_processing(self, connection_id: int) -> None: ...
+    def is_processing(self, connection_id: int) -> bool: ...
+    def send_personal(
+        self, session_id: str, data: bytes | str, event: str = "message", *, json: bool = False
+    ) -> str: ...
+    def disconnect_channel(self, session_id: str, channel: str) -> int: ...
+    def close_session(self, session_id: str, reason: str = "session_cleanup") -> int: ...
+    def set_session_policy(self, session_id: str, policy: Policy) -> None: ...
+    def record_message(self) -> None: ...
+    def record_error(self) -> None: ...
+    def metrics(self) -> dict[str, float]: ...
+    def sessions(self) -> list[dict[str, object]]:
+        """[{session_id, channels, connections, created (unix seconds)}]"""
+    def connections_of(self, session_id: str) -> list[dict[str, object]]: ...
+    def shutdown(self) -> None: ...
+
+class SessionStore:
+    """In-memory per-session key/value and conversation history with TTL and a native sweeper."""
+
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = 3600.0,
+        sweep_interval: float = 300.0,
+        max_history_entries: int = 1000,
+        max_value_bytes: int = 1048576,
+    ) -> None: ...
+    def set(self, session_id: str, key: str, value: str) -> None: ...
+    def get(self, session_id: str, key: str) -> str | None: ...
+    def delete(self, session_id: str, key: str) -> bool: ...
+    def keys(self, session_id: str) -> list[str]: ...
+    def append_history(self, session_id: str, entry: str) -> int: ...
+    def history(self, session_id: str, limit: int = 100) -> list[str]: ...
+    def touch(self, session_id: str) -> None: ...
+    def erase_session(self, session_id: str) -> bool: ...
+    def __contains__(self, session_id: str) -> bool: ...
+    def __len__(self) -> int: ...
+    def sweep(self) -> int: ...
+
+def is_valid_session_id(session_id: str) -> bool: ...
+def validate_session_id(session_id: str) -> None: ...
+def generate_session_id() -> str: ...
+def private_channel(session_id: str) -> str: ...
+def is_foreign_private_channel(channel: str, session_id: str) -> bool: ...

@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
   sessionstream::bindings::register_hub(m);
   sessionstream::bindings::register_connections(m);
   sessionstream::bindings::register_store(m);
+  sessionstream::bindings::register_kafka(m);
 }

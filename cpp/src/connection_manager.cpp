@@ -66,8 +66,11 @@ std::vector<std::string> Connection::channels() const {
 void Connection::close(std::string_view reason) {
   if (closed_.exchange(true)) return;
   subscriber_->close(reason);
+  // The manager or hub may have closed the subscriber first (replaced,
+  // shutdown, slow_consumer); that first reason is the one to report.
+  const std::string first_reason = subscriber_->closed_reason();
   manager_.hub().detach(subscriber_);
-  manager_.release(*this, reason);
+  manager_.release(*this, first_reason);
 }
 
 ConnectionManager::ConnectionManager(Hub& hub, ConnectionLimits limits,

@@ -71,6 +71,15 @@ std::shared_ptr<const Event> Event::control(std::string type, std::string json_f
   return event;
 }
 
+std::shared_ptr<const Event> Event::position(std::string id) {
+  auto event = std::make_shared<Event>(std::string{}, EventId{}, std::string{}, std::string{},
+                                       true);
+  event->id_text_ = std::move(id);
+  event->control_ = true;
+  event->position_ = true;
+  return event;
+}
+
 namespace {
 
 // SSE forbids CR and LF inside a field; each line of data becomes its own
@@ -106,8 +115,10 @@ const std::string& Event::sse_frame() const {
     std::string frame;
     frame.reserve(data_.size() + id_text_.size() + type_.size() + 32);
     if (!id_text_.empty()) append_sse_field(frame, "id", id_text_);
-    if (!type_.empty() && type_ != "message") append_sse_field(frame, "event", type_);
-    append_sse_data(frame, data_);
+    if (!position_) {
+      if (!type_.empty() && type_ != "message") append_sse_field(frame, "event", type_);
+      append_sse_data(frame, data_);
+    }
     frame.push_back('\n');
     sse_frame_ = std::move(frame);
   });
@@ -118,7 +129,11 @@ const std::string& Event::ws_object() const {
   std::call_once(ws_once_, [this] {
     std::string object;
     object.reserve(data_.size() + channel_.size() + id_text_.size() + type_.size() + 64);
-    if (control_) {
+    if (position_) {
+      object += "{\"type\":\"position\",\"id\":";
+      append_json_string(object, id_text_);
+      object.push_back('}');
+    } else if (control_) {
       // {"type":"gap", <fields>}
       object += "{\"type\":";
       append_json_string(object, type_);

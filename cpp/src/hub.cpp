@@ -86,6 +86,8 @@ EventPtr Hub::publish(std::string_view channel, std::string type, std::string da
     event = std::make_shared<const Event>(std::string{channel}, EventId{config_.epoch, ++seq_},
                                           std::move(type), std::move(data), data_is_json, now);
     auto [it, inserted] = channels_.try_emplace(std::string{channel});
+    // A channel swept earlier may come back: what it lost then is still lost.
+    if (inserted) it->second.evicted_through = swept_through_;
     Channel& ch = it->second;
     ch.history.push_back(event);
     trim_history(ch, now);
@@ -139,10 +141,22 @@ ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
                              std::optional<std::string_view> last_event_id) {
   for (const auto& name : channels) validate_channel_name(name, config_.max_channel_name);
   ResumeOutcome outcome = ResumeOutcome::live;
+  // Replay sources may block, so they run before the hub lock is taken; what
+  // they produce is merged with the ring under the lock.
+  const Supplements supplements =
+      last_event_id ? fetch_supplements(channels, *last_event_id) : Supplements{};
   {
     std::lock_guard lock(mutex_);
     if (closed_) throw Closed("hub is closed; subscribe is no longer accepted");
-    if (last_event_id) outcome = replay_locked(subscriber, channels, *last_event_id);
+    if (last_event_id) {
+      outcome = replay_locked(subscriber, channels, *last_event_id, supplements);
+    } else if (subscriber->options().framing == Framing::sse &&
+               attached_.find(subscriber->id()) == attached_.end()) {
+      // An SSE client learns its position at once (an id-only frame sets
+      // EventSource's lastEventId without dispatching), so a drop before its
+      // first event still resumes instead of silently skipping.
+      subscriber->deliver_control(Event::position(EventId{config_.epoch, seq_}.to_string()));
+    }
     for (const auto& name : channels) attach_locked(subscriber, name);
   }
   switch (outcome) {
@@ -154,8 +168,54 @@ ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
   return outcome;
 }
 
+void Hub::add_replay_source(std::shared_ptr<ReplaySource> source) {
+  if (!source) throw InvalidArgument("replay source must not be null");
+  std::lock_guard lock(replay_sources_mutex_);
+  replay_sources_.push_back(std::move(source));
+}
+
+void Hub::remove_replay_source(const ReplaySource* source) {
+  std::lock_guard lock(replay_sources_mutex_);
+  std::erase_if(replay_sources_, [source](const auto& s) { return s.get() == source; });
+}
+
+Hub::Supplements Hub::fetch_supplements(const std::vector<std::string>& channels,
+                                        std::string_view last) {
+  std::vector<std::shared_ptr<ReplaySource>> sources;
+  {
+    std::lock_guard lock(replay_sources_mutex_);
+    sources = replay_sources_;
+  }
+  Supplements supplements;
+  if (sources.empty()) return supplements;
+  const auto id = EventId::parse(last);
+  if (!id || id->epoch != config_.epoch) return supplements;
+  // Channels whose history no longer reaches back to the client's id.
+  std::vector<std::pair<std::string, std::uint64_t>> gapped;
+  {
+    std::lock_guard lock(mutex_);
+    if (id->seq > seq_) return supplements;
+    for (const auto& name : channels) {
+      const auto it = channels_.find(name);
+      const std::uint64_t evicted =
+          it == channels_.end() ? swept_through_ : it->second.evicted_through;
+      if (evicted > id->seq) gapped.emplace_back(name, evicted);
+    }
+  }
+  for (const auto& [name, through] : gapped) {
+    for (const auto& source : sources) {
+      auto events = source->replay(name, id->seq, through);
+      if (!events) continue;
+      supplements.insert_or_assign(name, Supplement{through, std::move(*events)});
+      break;
+    }
+  }
+  return supplements;
+}
+
 ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
-                                 const std::vector<std::string>& channels, std::string_view last) {
+                                 const std::vector<std::string>& channels, std::string_view last,
+                                 const Supplements& supplements) {
   const std::string head = EventId{config_.epoch, seq_}.to_string();
   const auto reset = [&](std::string_view reason) {
     // The reset carries the head id so the client's next Last-Event-ID is
@@ -175,14 +235,34 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
 
   std::vector<EventPtr> missed;
   std::vector<std::string> gapped;
+  const auto attached = attached_.find(subscriber->id());
   for (const auto& name : channels) {
-    const auto it = channels_.find(name);
-    if (it == channels_.end()) {
-      if (swept_through_ > id->seq) gapped.push_back(name);
+    // Already attached: its events since then were delivered live, and
+    // replaying them would duplicate.
+    if (attached != attached_.end() &&
+        std::find(attached->second.channels.begin(), attached->second.channels.end(), name) !=
+            attached->second.channels.end()) {
       continue;
     }
+    const auto it = channels_.find(name);
+    const std::uint64_t evicted =
+        it == channels_.end() ? swept_through_ : it->second.evicted_through;
+    if (evicted > id->seq) {
+      // A replay source fills the gap when it covers everything evicted so far
+      // (more may have been evicted while it ran).
+      const auto supplement = supplements.find(name);
+      if (supplement != supplements.end() && supplement->second.through >= evicted) {
+        for (const auto& event : supplement->second.events) {
+          if (event->id().seq > id->seq && event->id().seq <= supplement->second.through) {
+            missed.push_back(event);
+          }
+        }
+      } else {
+        gapped.push_back(name);
+      }
+    }
+    if (it == channels_.end()) continue;
     const Channel& ch = it->second;
-    if (ch.evicted_through > id->seq) gapped.push_back(name);
     const auto first = std::upper_bound(
         ch.history.begin(), ch.history.end(), id->seq,
         [](std::uint64_t seq, const EventPtr& event) { return seq < event->id().seq; });
@@ -190,16 +270,25 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
   }
   std::sort(missed.begin(), missed.end(),
             [](const EventPtr& a, const EventPtr& b) { return a->id().seq < b->id().seq; });
-  missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
+  // Replayed copies and ring entries of one event share its seq: keep one.
+  missed.erase(std::unique(missed.begin(), missed.end(),
+                           [](const EventPtr& a, const EventPtr& b) {
+                             return a->id().seq == b->id().seq;
+                           }),
+               missed.end());
   if (!gapped.empty()) {
     std::string list;
     for (const auto& name : gapped) {
       if (!list.empty()) list.push_back(',');
       append_json_string(list, name);
     }
+    // The gap takes the head id only when nothing is replayed after it: with
+    // replayed events, a client cut off right after the gap must still
+    // resume from before them.
     subscriber->deliver_control(Event::control(
-        "gap", "\"reason\":\"history_evicted\",\"channels\":[" + list + "],\"head\":\"" + head + "\"",
-        head));
+        "gap",
+        "\"reason\":\"history_evicted\",\"channels\":[" + list + "],\"head\":\"" + head + "\"",
+        missed.empty() ? head : std::string{}));
   }
   for (const auto& event : missed) subscriber->deliver(event, /*bounded=*/false);
   return gapped.empty() ? ResumeOutcome::exact : ResumeOutcome::gap;
@@ -214,6 +303,7 @@ void Hub::attach_locked(const SubscriberPtr& subscriber, const std::string& name
   }
   attachment.channels.push_back(name);
   auto [it, inserted] = channels_.try_emplace(name);
+  if (inserted) it->second.evicted_through = swept_through_;  // see publish()
   it->second.subscribers.push_back(subscriber);
 }
 

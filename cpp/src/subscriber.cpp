@@ -1,5 +1,6 @@
 #include "sessionstream/subscriber.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace sessionstream {
@@ -19,11 +20,12 @@ Subscriber::DeliverResult Subscriber::deliver(const EventPtr& event, bool bounde
   if (closed_) return DeliverResult::already_closed;
   const std::size_t cost = event->cost_bytes();
   const auto& limits = options_.limits;
-  // A lone event larger than the byte bound still fits an empty mailbox; the
-  // hub's max_event_bytes bounds that case.
+  // A lone event larger than the byte bound still fits a mailbox holding no
+  // events; the hub's max_event_bytes bounds that case.
   const auto over = [&] {
-    return !mailbox_.empty() &&
-           (mailbox_.size() + 1 > limits.max_events || pending_bytes_ + cost > limits.max_bytes);
+    return queued_events_ > 0 &&
+           (queued_events_ + 1 > limits.max_events + replay_events_ ||
+            pending_bytes_ + cost > limits.max_bytes + replay_bytes_);
   };
   DeliverResult result = DeliverResult::queued;
   if (bounded && over()) {
@@ -31,21 +33,37 @@ Subscriber::DeliverResult Subscriber::deliver(const EventPtr& event, bool bounde
       closed_ = true;
       close_reason_ = close_reason::slow_consumer;
       mailbox_.clear();
+      queued_events_ = 0;
       pending_bytes_ = 0;
       notify_locked();
       return DeliverResult::overflow_closed;
     }
-    while (over()) {
-      pending_bytes_ -= mailbox_.front()->cost_bytes();
-      if (!mailbox_.front()->is_control()) ++dropped_since_take_;
-      mailbox_.pop_front();
-    }
+    while (over()) drop_oldest_event_locked();
     result = DeliverResult::dropped_oldest;
   }
   mailbox_.push_back(event);
+  if (!event->is_control()) ++queued_events_;
   pending_bytes_ += cost;
+  if (!bounded) {
+    // A resume replay may exceed the bounds it is about to be drained from;
+    // the allowance shrinks as it drains, so live events are not the ones
+    // that overflow because of it.
+    ++replay_events_;
+    replay_bytes_ += cost;
+  }
   notify_locked();
   return result;
+}
+
+void Subscriber::drop_oldest_event_locked() {
+  // Control frames stay: they are the receiver's only notice of a gap or reset.
+  const auto oldest = std::find_if(mailbox_.begin(), mailbox_.end(),
+                                   [](const EventPtr& event) { return !event->is_control(); });
+  if (oldest == mailbox_.end()) return;
+  pending_bytes_ -= (*oldest)->cost_bytes();
+  --queued_events_;
+  ++dropped_since_take_;
+  mailbox_.erase(oldest);
 }
 
 void Subscriber::deliver_control(EventPtr frame) {
@@ -77,6 +95,17 @@ Subscriber::Batch Subscriber::take(std::size_t max_bytes) {
       EventPtr& front = mailbox_.front();
       budget += front->data().size() + Event::kOverheadBytes;
       pending_bytes_ -= front->cost_bytes();
+      if (!front->is_control()) {
+        --queued_events_;
+        if (replay_events_ > 0) {
+          --replay_events_;
+          // Live events queued before the replay drain first and may cost
+          // less: no byte allowance may outlive the event allowance.
+          replay_bytes_ = replay_events_ == 0
+                              ? 0
+                              : replay_bytes_ - std::min(replay_bytes_, front->cost_bytes());
+        }
+      }
       taken.push_back(std::move(front));
       mailbox_.pop_front();
     }
@@ -86,6 +115,10 @@ Subscriber::Batch Subscriber::take(std::size_t max_bytes) {
         batch.closed = true;
         batch.close_reason = close_reason_;
       }
+    } else if (notifier_) {
+      // The token that led here is spent and ready_marked_ stays set, so no
+      // delivery would mark it again: re-mark, or the rest waits forever.
+      notifier_->mark_ready(id_);
     }
   }
   // Frames are copied into the send buffer outside the lock so the fan-out
@@ -120,6 +153,7 @@ bool Subscriber::close(std::string_view reason) {
   close_reason_ = std::string{reason};
   if (reason == close_reason::slow_consumer) {
     mailbox_.clear();
+    queued_events_ = 0;
     pending_bytes_ = 0;
   }
   notify_locked();
@@ -129,6 +163,11 @@ bool Subscriber::close(std::string_view reason) {
 bool Subscriber::closed() const {
   std::lock_guard lock(mutex_);
   return closed_;
+}
+
+std::string Subscriber::closed_reason() const {
+  std::lock_guard lock(mutex_);
+  return close_reason_;
 }
 
 std::size_t Subscriber::pending_events() const {

@@ -1,7 +1,7 @@
 """Type stubs for the native core (``sessionstream._core``)."""
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 Framing = Literal["sse", "websocket"]
 Overflow = Literal["disconnect", "drop_oldest"]
@@ -171,3 +171,139 @@ def validate_session_id(session_id: str) -> None: ...
 def generate_session_id() -> str: ...
 def private_channel(session_id: str) -> str: ...
 def is_foreign_private_channel(channel: str, session_id: str) -> bool: ...
+
+# -- Kafka / Azure Event Hubs ------------------------------------------------------------
+
+Properties = Mapping[str, str | int | float | bool] | Iterable[tuple[str, str | int | float | bool]]
+PayloadFormat = Literal["auto", "json", "text"]
+StartPosition = Literal["latest", "earliest"]
+
+class KafkaError(SessionStreamError):
+    """A Kafka client call failed; ``code`` is librdkafka's error name (e.g. ``_TRANSPORT``)."""
+
+    code: str
+
+class KafkaPoolFullError(KafkaError):
+    """The session consumer pool is at ``max_consumers``."""
+
+    limit: int
+
+def librdkafka_version() -> str: ...
+def kafka_consumer_defaults() -> dict[str, str]:
+    """Seed-000 consumer settings plus low-latency fetching; user properties override them."""
+
+def kafka_producer_defaults() -> dict[str, str]: ...
+def kafka_redacted(properties: Properties) -> dict[str, str]:
+    """A copy with passwords, keys and connection strings masked."""
+
+def event_hubs_properties(connection_string: str) -> dict[str, str]:
+    """librdkafka settings for an Azure Event Hubs connection string (SASL_SSL, PLAIN,
+    ``$ConnectionString``, keep-alive, port 9093). Raises ``InvalidArgumentError``."""
+
+def parse_event_hubs_connection_string(connection_string: str) -> dict[str, str]:
+    """``{host, key_name, entity_path, bootstrap}``; never the key."""
+
+class KafkaSource:
+    """Node mode: one consumer per process for its topics, every record routed into the hub
+    by a channel template. Polls on a native thread; also seeks Kafka to replay a resume
+    older than the hub's history."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        properties: Properties,
+        topics: Sequence[str],
+        channel: str = "{topic}",
+        event_type: str = "message",
+        payload: PayloadFormat = "auto",
+        group_prefix: str = "sessionstream",
+        node_id: str = "",
+        start: StartPosition = "latest",
+        replay_max_events: int = 10000,
+        replay_max_channels: int = 100000,
+        replay_timeout: float = 2.0,
+        poll_timeout: float = 0.1,
+    ) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None:
+        """Stop polling, leave the group, close the consumer. Idempotent."""
+    @property
+    def running(self) -> bool: ...
+    @property
+    def group_id(self) -> str: ...
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until partitions are assigned at known positions."""
+    def health(self) -> dict[str, Any]: ...
+    def take_log_notes(self) -> list[tuple[str, str, str]]:
+        """``(level, kind, message)`` noted by the poll thread since the last call."""
+
+class KafkaSessionPool:
+    """Session mode (seed 000): one consumer group per browser session and domain, with a
+    pool limit, explicit close and an idle sweep that leaves (and deletes) the group."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        properties: Properties,
+        domains: Sequence[tuple[str, str]] = (),
+        topic_template: str = "{domain}",
+        channel: str = "session:{session}",
+        event_type: str = "{domain}",
+        payload: PayloadFormat = "auto",
+        group_prefix: str = "sessionstream",
+        start: StartPosition = "latest",
+        max_consumers: int = 100,
+        idle_timeout: float = 3600.0,
+        sweep_interval: float = 300.0,
+        delete_groups: bool = True,
+    ) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    @property
+    def running(self) -> bool: ...
+    def open(self, session_id: str, domain: str) -> dict[str, Any]:
+        """The consumer of (session, domain), created when absent. Raises
+        ``InvalidArgumentError``, ``KafkaPoolFullError``, ``KafkaError``, ``ClosedError``."""
+    def close(self, session_id: str, domain: str) -> bool: ...
+    def close_session(self, session_id: str) -> int: ...
+    def sweep(self) -> int:
+        """Close consumers idle for ``idle_timeout`` now; returns how many."""
+    def wait_assigned(self, session_id: str, domain: str, timeout: float = 10.0) -> bool: ...
+    def wait_closed(self, timeout: float = 10.0) -> bool:
+        """Wait until every closed consumer has left (and deleted) its group."""
+    def health(self) -> dict[str, Any]: ...
+    def take_log_notes(self) -> list[tuple[str, str, str]]: ...
+
+class KafkaSink:
+    """A native producer with delivery reports."""
+
+    def __init__(self, *, properties: Properties, queue_full_timeout: float = 1.0) -> None: ...
+    def start(self) -> None: ...
+    def stop(self, flush_timeout: float = 5.0) -> None: ...
+    @property
+    def running(self) -> bool: ...
+    def produce(
+        self,
+        topic: str,
+        value: str | bytes,
+        key: str | bytes | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        partition: int = -1,
+    ) -> None: ...
+    def flush(self, timeout: float = 10.0) -> int:
+        """Wait for delivery reports; returns how many records are still in flight."""
+    def health(self) -> dict[str, Any]: ...
+    def take_log_notes(self) -> list[tuple[str, str, str]]: ...
+
+class KafkaAdmin:
+    """Consumer groups, topics and a reachability probe; each call blocks up to its timeout."""
+
+    def __init__(self, properties: Properties) -> None: ...
+    def list_groups(self, timeout: float = 10.0) -> list[dict[str, Any]]: ...
+    def describe_group(self, group: str, timeout: float = 10.0) -> dict[str, Any] | None: ...
+    def delete_groups(self, groups: Sequence[str], timeout: float = 10.0) -> dict[str, str]: ...
+    def create_topic(self, topic: str, partitions: int = 1, timeout: float = 10.0) -> None: ...
+    def partitions(self, topic: str, timeout: float = 10.0) -> int | None: ...
+    def reachable(self, timeout: float = 5.0) -> bool: ...

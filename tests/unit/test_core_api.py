@@ -36,6 +36,19 @@ def sse_ids(frames: bytes) -> list[str]:
     return [line[4:] for line in frames.decode().splitlines() if line.startswith("id: ")]
 
 
+def take_position(conn: ss.Connection, hub: ss.Hub) -> None:
+    """A live SSE subscription starts with an id-only frame naming the head."""
+    assert conn.take() == (f"id: {hub.head_id}\n\n".encode(), False, "")
+
+
+def test_live_sse_subscription_starts_with_its_position(hub, manager, notifier) -> None:
+    hub.publish("a", "before")
+    conn = manager.open(SID, notifier=notifier, channels=["a"])
+    take_position(conn, hub)
+    ws = manager.open(SID, notifier=notifier, channels=["a"], framing="websocket")
+    assert ws.take() == (b"", False, "")
+
+
 def test_publish_returns_increasing_ids_in_the_hub_epoch(hub: ss.Hub) -> None:
     ids = [hub.publish("a", b"x") for _ in range(3)]
     epochs = {i.split("-")[0] for i in ids}
@@ -66,6 +79,8 @@ def test_websocket_batch_is_a_json_array_with_json_data(hub, manager, notifier) 
 
 def test_notifier_wakes_once_for_many_events(hub, manager, notifier) -> None:
     conn = manager.open(SID, notifier=notifier, channels=["a"])
+    take_position(conn, hub)
+    assert notifier.take_ready() == [conn.id]
     for i in range(50):
         hub.publish("a", str(i))
     readable, _, _ = select.select([notifier.fileno()], [], [], 1.0)
@@ -93,8 +108,9 @@ def test_resume_beyond_history_reports_a_gap(hub, manager, notifier) -> None:
     assert conn.resume == "gap"
     frames, _, _ = conn.take()
     text = frames.decode()
-    assert text.startswith(f"id: {hub.head_id}\nevent: gap\n")
-    assert sse_ids(frames)[1:] == ids[-8:]
+    # no id on the gap: the replayed events that follow carry the position
+    assert text.startswith("event: gap\n")
+    assert sse_ids(frames) == ids[-8:]
 
 
 @pytest.mark.parametrize(
@@ -153,8 +169,8 @@ def test_foreign_private_channel_is_refused(manager, notifier) -> None:
 
 
 def test_send_personal_reaches_only_that_session(hub, manager, notifier) -> None:
-    mine = manager.open(SID, notifier=notifier)
-    theirs = manager.open(OTHER, notifier=notifier)
+    mine = manager.open(SID, notifier=notifier, framing="websocket")
+    theirs = manager.open(OTHER, notifier=notifier, framing="websocket")
     manager.send_personal(SID, "for you")
     assert b"for you" in mine.take()[0]
     assert theirs.take()[0] == b""
@@ -257,6 +273,7 @@ def test_drop_oldest_tells_the_receiver(hub, manager, notifier) -> None:
     conn = manager.open(
         SID, notifier=notifier, channels=["a"], mailbox_events=3, overflow="drop_oldest"
     )
+    take_position(conn, hub)
     ids = [hub.publish("a", str(i)) for i in range(5)]
     frames, closed, _ = conn.take()
     assert not closed
@@ -283,9 +300,10 @@ def test_swap_after_processing(hub, manager, notifier) -> None:
 
 
 def test_latest_policy_replaces_the_old_tab(manager, notifier) -> None:
-    old = manager.open(SID, notifier=notifier, policy="latest")
-    manager.open(SID, notifier=notifier, policy="latest")
+    old = manager.open(SID, notifier=notifier, policy="latest", framing="websocket")
+    new = manager.open(SID, notifier=notifier, policy="latest", framing="websocket")
     assert old.take() == (b"", True, "replaced")
+    assert not new.closed
 
 
 def test_use_after_close_is_a_clear_error_and_the_process_stays_healthy(hub, manager, notifier):
@@ -342,3 +360,14 @@ def test_no_fd_leak_from_notifiers() -> None:
     for _ in range(200):
         ss.Notifier()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_resume_replay_larger_than_the_mailbox_is_not_a_slow_consumer(hub, manager, notifier):
+    ids = [hub.publish("a", str(i)) for i in range(8)]
+    conn = manager.open(
+        SID, notifier=notifier, channels=["a"], last_event_id=ids[0], mailbox_events=2
+    )
+    live = hub.publish("a", "live")
+    frames, closed, _ = conn.take()
+    assert not closed
+    assert sse_ids(frames) == [*ids[1:], live]

@@ -41,6 +41,10 @@ class Event {
                                                              std::string json_fields,
                                                              std::string sse_id = {});
 
+  // Only an id: sets an SSE client's last event id without dispatching an
+  // event ("id: <id>\n\n"); {"type":"position","id":...} over WebSocket.
+  [[nodiscard]] static std::shared_ptr<const Event> position(std::string id);
+
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
 
@@ -74,6 +78,7 @@ class Event {
   std::string data_;
   bool data_is_json_;
   bool control_ = false;
+  bool position_ = false;
   Clock::time_point timestamp_;
 
   mutable std::once_flag sse_once_;

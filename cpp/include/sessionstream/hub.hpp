@@ -41,6 +41,21 @@ enum class ResumeOutcome {
   reset,        // the id was malformed, from another epoch or from the future
 };
 
+// Produces events a hub no longer holds in its history ring, for example by
+// seeking a Kafka partition. Called by Hub::subscribe without any hub lock
+// held, on the subscribing thread; may block for a bounded time.
+// Implementations must be thread-safe.
+class ReplaySource {
+ public:
+  virtual ~ReplaySource() = default;
+  // The events of channel with after_seq < seq <= through_seq, in seq order,
+  // carrying the ids they had when first published; nullopt when this source
+  // cannot produce all of them (the hub then reports a gap).
+  virtual std::optional<std::vector<EventPtr>> replay(std::string_view channel,
+                                                      std::uint64_t after_seq,
+                                                      std::uint64_t through_seq) = 0;
+};
+
 // Publish/subscribe core. Channels hold their subscriber set and a history
 // ring. One hub mutex orders every publish: a subscriber of several channels
 // sees events in id order, so a single Last-Event-ID resumes all of them
@@ -72,6 +87,11 @@ class Hub {
   ResumeOutcome subscribe(const SubscriberPtr& subscriber, const std::vector<std::string>& channels,
                           std::optional<std::string_view> last_event_id = std::nullopt);
   void unsubscribe(const SubscriberPtr& subscriber, std::string_view channel);
+
+  // Sources asked, in the order added, to fill a resume's gap before the hub
+  // reports it. A source stays alive for a replay in progress after removal.
+  void add_replay_source(std::shared_ptr<ReplaySource> source);
+  void remove_replay_source(const ReplaySource* source);
   // Detaches from every channel; idempotent.
   void detach(const SubscriberPtr& subscriber);
 
@@ -117,8 +137,17 @@ class Hub {
   void attach_locked(const SubscriberPtr& subscriber, const std::string& name);
   void detach_locked(const SubscriberPtr& subscriber, std::string_view name);
   void detach_locked_all(const SubscriberPtr& subscriber);
+  // Events a replay source produced for one channel, covering seqs up to through.
+  struct Supplement {
+    std::uint64_t through = 0;
+    std::vector<EventPtr> events;
+  };
+  using Supplements = std::unordered_map<std::string, Supplement, NameHash, std::equal_to<>>;
+
+  Supplements fetch_supplements(const std::vector<std::string>& channels, std::string_view last);
   ResumeOutcome replay_locked(const SubscriberPtr& subscriber,
-                              const std::vector<std::string>& channels, std::string_view last);
+                              const std::vector<std::string>& channels, std::string_view last,
+                              const Supplements& supplements);
 
   HubConfig config_;
   std::shared_ptr<LifecycleQueue> lifecycle_;
@@ -131,6 +160,9 @@ class Hub {
   std::uint64_t swept_through_ = 0;  // highest evicted seq of channels removed by sweep()
   std::unordered_map<std::string, Channel, NameHash, std::equal_to<>> channels_;
   std::unordered_map<std::uint64_t, Attachment> attached_;
+
+  mutable std::mutex replay_sources_mutex_;  // leaf lock, never held while calling a source
+  std::vector<std::shared_ptr<ReplaySource>> replay_sources_;
 };
 
 }  // namespace sessionstream

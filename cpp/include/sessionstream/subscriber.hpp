@@ -73,19 +73,23 @@ class Subscriber {
 
   // Takes pending frames up to roughly max_bytes (at least one frame) as one
   // contiguous buffer ready to send: SSE frames back to back, or one JSON
-  // array for WebSocket.
+  // array for WebSocket. When frames remain, the notifier is marked again so
+  // a consumer driven only by ready tokens comes back for the rest.
   [[nodiscard]] Batch take(std::size_t max_bytes);
 
   // Returns false when it was already closed. slow_consumer discards pending
   // frames (memory is released now); other reasons let pending frames drain.
   bool close(std::string_view reason);
   [[nodiscard]] bool closed() const;
+  // The reason the first close() gave; empty while open.
+  [[nodiscard]] std::string closed_reason() const;
   [[nodiscard]] std::size_t pending_events() const;
   [[nodiscard]] std::size_t pending_bytes() const;
 
  private:
   void append_frame(std::string& out, const Event& event, bool first) const;
   void notify_locked();
+  void drop_oldest_event_locked();
 
   const std::uint64_t id_;
   const SubscriberOptions options_;
@@ -93,7 +97,13 @@ class Subscriber {
 
   mutable std::mutex mutex_;
   std::deque<EventPtr> mailbox_;
+  // Events (not control frames) in the mailbox: only they count against the
+  // bounds, so a gap or reset notice never causes an overflow or is dropped.
+  std::size_t queued_events_ = 0;
   std::size_t pending_bytes_ = 0;
+  // Headroom granted by a resume replay, released as the replay drains.
+  std::size_t replay_events_ = 0;
+  std::size_t replay_bytes_ = 0;
   std::uint64_t dropped_since_take_ = 0;
   bool closed_ = false;
   bool ready_marked_ = false;

@@ -1,0 +1,119 @@
+#pragma once
+
+// Private helpers shared by the librdkafka-based classes: configuration,
+// log notes, client event handling and record views.
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sessionstream/kafka_config.hpp"
+#include "sessionstream/kafka_router.hpp"
+
+namespace sessionstream::kafka::detail {
+
+// Every property set and checked against CONF_OK; a rejected one throws
+// InvalidArgument with librdkafka's errstr.
+[[nodiscard]] std::unique_ptr<RdKafka::Conf> make_conf(const Properties& properties);
+// Sets a callback on a configuration; throws KafkaError when librdkafka refuses it.
+void set_callback(RdKafka::Conf& conf, const char* name, RdKafka::EventCb* cb);
+void set_callback(RdKafka::Conf& conf, const char* name, RdKafka::RebalanceCb* cb);
+void set_callback(RdKafka::Conf& conf, const char* name, RdKafka::DeliveryReportCb* cb);
+
+[[nodiscard]] std::string error_name(RdKafka::ErrorCode code);
+[[nodiscard]] std::string error_text(RdKafka::ErrorCode code);
+
+// Bounded queue of notes for the host, each kind noted once until re-armed.
+// Thread-safe; leaf lock.
+class NoteLog {
+ public:
+  explicit NoteLog(std::size_t capacity = 256) : capacity_(capacity) {}
+
+  // Queues the note unless its kind was noted and not re-armed since.
+  void once(std::string level, std::string kind, std::string message);
+  // Queues the note whatever was noted before.
+  void always(std::string level, std::string kind, std::string message);
+  // Lets every kind starting with prefix be noted again (e.g. after a recovery).
+  void rearm(std::string_view prefix);
+  [[nodiscard]] std::vector<LogNote> take();
+  [[nodiscard]] std::uint64_t dropped() const;
+
+ private:
+  void push_locked(LogNote note);
+
+  const std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::deque<LogNote> notes_;
+  std::set<std::string, std::less<>> noted_;
+  std::uint64_t dropped_ = 0;
+};
+
+// Broker reachability as seen by one client, updated by its event callback on
+// the thread that polls it, read by any thread.
+class BrokerState {
+ public:
+  void set_down(std::string reason);
+  void set_up();
+  void set_fatal(std::string reason);
+  [[nodiscard]] bool down() const noexcept { return down_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool fatal() const noexcept { return fatal_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::string reason() const;
+  [[nodiscard]] std::uint64_t errors() const noexcept { return errors_.load(); }
+  void count_error() noexcept { errors_.fetch_add(1, std::memory_order_relaxed); }
+  void set_last_error(std::string text);
+  [[nodiscard]] std::string last_error() const;
+
+ private:
+  std::atomic<bool> down_{false};
+  std::atomic<bool> fatal_{false};
+  std::atomic<std::uint64_t> errors_{0};
+  mutable std::mutex mutex_;
+  std::string reason_;
+  std::string last_error_;
+};
+
+// Client events (errors, logs) into notes and broker state. Runs on whichever
+// thread serves the client's queue.
+class ClientEvents : public RdKafka::EventCb {
+ public:
+  ClientEvents(NoteLog& notes, BrokerState& state, std::string who)
+      : notes_(notes), state_(state), who_(std::move(who)) {}
+  void event_cb(RdKafka::Event& event) override;
+
+ private:
+  NoteLog& notes_;
+  BrokerState& state_;
+  const std::string who_;
+};
+
+// The end offset of a partition, asked of its leader. Retried within budget: a
+// partition created moments ago may not have a leader yet. nullopt when it
+// stays unknown (noted once).
+[[nodiscard]] std::optional<std::int64_t> end_offset(RdKafka::KafkaConsumer& consumer,
+                                                     const std::string& topic,
+                                                     std::int32_t partition, NoteLog& notes,
+                                                     std::chrono::milliseconds budget);
+
+// Owned view of a message's fields for routing; valid while the message lives.
+[[nodiscard]] RecordView record_view(RdKafka::Message& message);
+
+// Text form of a group id part: anything outside [A-Za-z0-9._-] becomes '_'.
+[[nodiscard]] std::string group_safe(std::string_view text);
+// Eight lowercase hex characters from the secure random source.
+[[nodiscard]] std::string random_hex8();
+// hostname-pid
+[[nodiscard]] std::string default_node_id();
+
+// Seconds since the Unix epoch, as a double.
+[[nodiscard]] double unix_seconds(std::chrono::system_clock::time_point t);
+
+}  // namespace sessionstream::kafka::detail

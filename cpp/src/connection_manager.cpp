@@ -39,12 +39,8 @@ void authorize_channels(const std::vector<std::string>& channels, std::string_vi
 }
 }  // namespace
 
-Connection::Connection(ConnectionManager& manager, ConnectionInfo info, SubscriberPtr subscriber,
-                       ResumeOutcome resume)
-    : manager_(manager),
-      info_(std::move(info)),
-      subscriber_(std::move(subscriber)),
-      resume_(resume) {}
+Connection::Connection(ConnectionManager& manager, ConnectionInfo info, SubscriberPtr subscriber)
+    : manager_(manager), info_(std::move(info)), subscriber_(std::move(subscriber)) {}
 
 Connection::~Connection() { close(close_reason::client_gone); }
 
@@ -70,7 +66,7 @@ void Connection::close(std::string_view reason) {
   // shutdown, slow_consumer); that first reason is the one to report.
   const std::string first_reason = subscriber_->closed_reason();
   manager_.hub().detach(subscriber_);
-  manager_.release(*this, first_reason);
+  manager_.release(id(), first_reason);
 }
 
 ConnectionManager::ConnectionManager(Hub& hub, ConnectionLimits limits,
@@ -99,7 +95,8 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
   std::vector<std::string> channels = std::move(request.channels);
   channels.push_back(private_channel(request.session_id));
 
-  ConnectionPtr connection;
+  SubscriberPtr subscriber;
+  ConnectionInfo info;
   {
     std::lock_guard lock(mutex_);
     if (shut_down_) throw Closed("server is shutting down; no new connections");
@@ -123,15 +120,13 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
       reject(LimitKind::per_session, limits_.max_per_session);
     }
 
-    auto subscriber = hub_.make_subscriber(request.subscriber, std::move(notifier));
-    const auto resume = hub_.subscribe(subscriber, channels, request.last_event_id);
-    ConnectionInfo info{subscriber->id(), request.session_id, request.ip, false,
-                        std::chrono::system_clock::now()};
-    connection = std::make_shared<Connection>(*this, info, std::move(subscriber), resume);
+    subscriber = hub_.make_subscriber(request.subscriber, std::move(notifier));
+    info = ConnectionInfo{subscriber->id(), request.session_id, request.ip, false,
+                          std::chrono::system_clock::now()};
 
     // Registered before anything else can happen to the session: the
     // newcomer is usable whatever the state of the connections it replaces.
-    connections_.emplace(info.id, Entry{info, connection->subscriber()});
+    connections_.emplace(info.id, Entry{info, subscriber});
     auto [session, created] = sessions_.try_emplace(request.session_id);
     if (created) session->second.created = info.connected_at;
     session->second.connections.push_back(info.id);
@@ -142,6 +137,17 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
     post({LifecycleKind::connected, info.id, request.session_id, 0, {}});
     apply_policy_locked(request.session_id, info.id, policy);
   }
+  ConnectionPtr connection;
+  try {
+    connection = std::make_shared<Connection>(*this, info, subscriber);
+  } catch (...) {
+    release(info.id, close_reason::client_gone);
+    throw;
+  }
+  // Outside the manager's lock: a resume may wait on a replay source (a Kafka
+  // seek), which must not hold up other sessions' opens and closes. If it
+  // throws, the connection's destructor releases the slot.
+  connection->set_resume_outcome(hub_.subscribe(subscriber, channels, request.last_event_id));
   return connection;
 }
 
@@ -167,9 +173,9 @@ void ConnectionManager::apply_policy_locked(const std::string& session_id,
   }
 }
 
-void ConnectionManager::release(const Connection& connection, std::string_view reason) {
+void ConnectionManager::release(std::uint64_t connection_id, std::string_view reason) {
   std::lock_guard lock(mutex_);
-  const auto it = connections_.find(connection.id());
+  const auto it = connections_.find(connection_id);
   if (it == connections_.end()) return;
   const ConnectionInfo info = it->second.info;
   connections_.erase(it);

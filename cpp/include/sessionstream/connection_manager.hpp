@@ -73,8 +73,7 @@ class ConnectionManager;
 // The manager must outlive its connections.
 class Connection {
  public:
-  Connection(ConnectionManager& manager, ConnectionInfo info, SubscriberPtr subscriber,
-             ResumeOutcome resume);
+  Connection(ConnectionManager& manager, ConnectionInfo info, SubscriberPtr subscriber);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -83,7 +82,9 @@ class Connection {
   [[nodiscard]] const std::string& session_id() const noexcept { return info_.session_id; }
   [[nodiscard]] const std::string& ip() const noexcept { return info_.ip; }
   [[nodiscard]] const SubscriberPtr& subscriber() const noexcept { return subscriber_; }
+  // What the resume at open found; set once by the manager before open returns.
   [[nodiscard]] ResumeOutcome resume_outcome() const noexcept { return resume_; }
+  void set_resume_outcome(ResumeOutcome outcome) noexcept { resume_ = outcome; }
 
   // Authorised subscribe: foreign private channels throw InvalidArgument.
   ResumeOutcome subscribe(const std::vector<std::string>& channels,
@@ -99,7 +100,7 @@ class Connection {
   ConnectionManager& manager_;
   const ConnectionInfo info_;
   const SubscriberPtr subscriber_;
-  const ResumeOutcome resume_;
+  ResumeOutcome resume_ = ResumeOutcome::live;
   std::atomic<bool> closed_{false};
 };
 
@@ -166,7 +167,7 @@ class ConnectionManager {
     SubscriberPtr subscriber;
   };
 
-  void release(const Connection& connection, std::string_view reason);
+  void release(std::uint64_t connection_id, std::string_view reason);
   void close_entry_locked(const Entry& entry, std::string_view reason);
   void apply_policy_locked(const std::string& session_id, std::uint64_t newcomer,
                            ConnectionPolicy policy);

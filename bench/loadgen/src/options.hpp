@@ -1,0 +1,42 @@
+#pragma once
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace loadgen {
+
+// Command-line configuration. Durations are in seconds.
+struct Options {
+  std::string url;
+  std::vector<std::string> ws_channels;  // WebSocket: channels named in the subscribe frame
+  std::size_t connections = 100;
+  double ramp = 1000;  // connections opened per second; 0 opens them all at once
+  double duration = 10;
+  double warmup = 0;
+  double stall_fraction = 0;
+  int stall_rcvbuf = 0;  // SO_RCVBUF for stalled clients; 0 keeps the kernel default
+  double drain = 3;  // time stalled clients get at the end to find out whether they were dropped
+  std::vector<std::string> headers;  // "Name: value"
+  std::string last_event_id;         // sent on the first connection of every client
+  bool reconnect_storm = false;
+  double storm_duration = 5;
+  std::vector<std::string> source_ips;
+  double connect_timeout = 10;
+  std::size_t read_buffer = 256 * 1024;
+  bool quiet = false;
+};
+
+class OptionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Returns false when --help was given (usage already printed to stdout).
+// Throws OptionError with the offending argument and what would be valid.
+bool parse_options(int argc, char** argv, Options& out);
+
+const char* usage();
+
+}  // namespace loadgen

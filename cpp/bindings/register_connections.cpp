@@ -51,6 +51,7 @@ py::dict connection_dict(const ConnectionInfo& info) {
   d["id"] = info.id;
   d["session_id"] = info.session_id;
   d["ip"] = info.ip;
+  d["group"] = info.group;
   d["processing"] = info.processing;
   d["connected_at"] = unix_seconds(info.connected_at);
   return d;
@@ -116,7 +117,7 @@ void register_connections(py::module_& m) {
              std::shared_ptr<Notifier> notifier, std::string ip, std::vector<std::string> channels,
              std::optional<std::string> last_event_id, std::string_view framing,
              std::string_view overflow, long long mailbox_events, long long mailbox_bytes,
-             std::optional<std::string_view> policy) {
+             std::optional<std::string_view> policy, std::string group) {
             ConnectionRequest request;
             request.session_id = std::move(session_id);
             request.ip = std::move(ip);
@@ -127,6 +128,7 @@ void register_connections(py::module_& m) {
             request.subscriber.limits = {positive(mailbox_events, "mailbox_events"),
                                          positive(mailbox_bytes, "mailbox_bytes")};
             if (policy) request.policy = parse_connection_policy(*policy);
+            request.group = std::move(group);
             py::gil_scoped_release release;
             return manager.open(std::move(request), std::move(notifier));
           },
@@ -134,7 +136,7 @@ void register_connections(py::module_& m) {
           py::arg("channels") = std::vector<std::string>{}, py::arg("last_event_id") = py::none(),
           py::arg("framing") = "sse", py::arg("overflow") = "disconnect",
           py::arg("mailbox_events") = 1024, py::arg("mailbox_bytes") = 1 << 20,
-          py::arg("policy") = py::none(), py::keep_alive<0, 1>())
+          py::arg("policy") = py::none(), py::arg("group") = "", py::keep_alive<0, 1>())
       .def("mark_processing", &ConnectionManager::mark_processing,
            py::call_guard<py::gil_scoped_release>())
       .def("unmark_processing", &ConnectionManager::unmark_processing,

@@ -115,13 +115,27 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
       }
     }
     const auto existing = sessions_.find(request.session_id);
-    if (existing != sessions_.end() &&
-        existing->second.connections.size() >= limits_.max_per_session) {
-      reject(LimitKind::per_session, limits_.max_per_session);
+    if (existing != sessions_.end()) {
+      const ConnectionPolicy policy =
+          request.policy.value_or(existing->second.policy.value_or(default_policy_));
+      // Connections this one is about to replace, or that are already closed
+      // and only wait for their owner, do not hold a place: a reconnect under
+      // latest is never refused because of the tab it replaces.
+      const auto staying = std::count_if(
+          existing->second.connections.begin(), existing->second.connections.end(),
+          [&](std::uint64_t id) {
+            const Entry& entry = connections_.at(id);
+            if (entry.subscriber->closed()) return false;
+            if (policy == ConnectionPolicy::all || entry.info.group != request.group) return true;
+            return policy == ConnectionPolicy::swap_after_processing && entry.info.processing;
+          });
+      if (static_cast<std::size_t>(staying) >= limits_.max_per_session) {
+        reject(LimitKind::per_session, limits_.max_per_session);
+      }
     }
 
     subscriber = hub_.make_subscriber(request.subscriber, std::move(notifier));
-    info = ConnectionInfo{subscriber->id(), request.session_id, request.ip, false,
+    info = ConnectionInfo{subscriber->id(), request.session_id, request.ip, request.group, false,
                           std::chrono::system_clock::now()};
 
     // Registered before anything else can happen to the session: the
@@ -162,6 +176,7 @@ void ConnectionManager::apply_policy_locked(const std::string& session_id,
   for (const auto other : sessions_.at(session_id).connections) {
     if (other == newcomer) continue;
     const auto& entry = connections_.at(other);
+    if (entry.info.group != connections_.at(newcomer).info.group) continue;
     if (entry.subscriber->closed()) continue;
     if (policy == ConnectionPolicy::swap_after_processing && entry.info.processing) {
       pending_swaps_[other] = newcomer;

@@ -190,6 +190,29 @@ TEST_F(ConnectionManagerTest, PerSessionLimit) {
   EXPECT_EQ(manager.metrics().active_connections, 3u);
 }
 
+TEST_F(ConnectionManagerTest, ReconnectUnderLatestIsNeverRefusedForTheTabItReplaces) {
+  ConnectionManager manager{hub_, ConnectionLimits{100, 100, 1}, ConnectionPolicy::latest};
+  auto old_tab = manager.open(request("sessionA1"), notifier_);
+  // The cap is 1 and the old tab is still open: the newcomer replaces it.
+  const auto new_tab = manager.open(request("sessionA1"), notifier_);
+  EXPECT_TRUE(old_tab->subscriber()->closed());
+  EXPECT_FALSE(new_tab->subscriber()->closed());
+}
+
+TEST_F(ConnectionManagerTest, PoliciesActWithinOneGroup) {
+  ConnectionManager manager{hub_, {}, ConnectionPolicy::latest};
+  auto sse = request("sessionA1");
+  sse.group = "sse";
+  auto chat = request("sessionA1");
+  chat.group = "websocket";
+  const auto stream = manager.open(sse, notifier_);
+  const auto first_chat = manager.open(chat, notifier_);
+  const auto second_chat = manager.open(chat, notifier_);
+  EXPECT_FALSE(stream->subscriber()->closed()) << "another group must not be replaced";
+  EXPECT_TRUE(first_chat->subscriber()->closed());
+  EXPECT_FALSE(second_chat->subscriber()->closed());
+}
+
 TEST_F(ConnectionManagerTest, PolicyAllKeepsEveryTab) {
   ConnectionManager manager{hub_, {}, ConnectionPolicy::all};
   const auto a = manager.open(request("sessionA1"), notifier_);
@@ -506,7 +529,12 @@ TEST_F(ConnectionManagerTest, LifecycleEventsReachTheQueue) {
       manager.open(request("browser02", "ip", {}, ConnectionPolicy::latest), notifier_);
   const auto new_tab =
       manager.open(request("browser02", "ip", {}, ConnectionPolicy::latest), notifier_);
-  EXPECT_THROW((void)manager.open(request("browser02"), notifier_), LimitExceeded);
+  // The replaced tab no longer holds a place; two live tabs under `all` fill the cap.
+  const auto third_tab =
+      manager.open(request("browser02", "ip", {}, ConnectionPolicy::all), notifier_);
+  EXPECT_THROW(
+      (void)manager.open(request("browser02", "ip", {}, ConnectionPolicy::all), notifier_),
+      LimitExceeded);
 
   auto r = request("browser03", "ip", {"firehose"});
   r.subscriber.limits = MailboxLimits{1, 1 << 20};

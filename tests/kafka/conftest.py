@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sessionstream as ss
 
+import sessionstream as ss
 from tests.integration.support import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]

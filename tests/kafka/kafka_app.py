@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
+
 from sessionstream.fastapi import StreamHub
 from sessionstream.kafka import KafkaSettings, KafkaStream
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-import sessionstream as ss
 
+import sessionstream as ss
 from tests.integration.support import (
     ServerProcess,
     SSEClient,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
 import sessionstream as ss
 
 from .native_support import Reader, wait_for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 import sessionstream as ss
 from sessionstream import _core
 from sessionstream.kafka import KafkaSettings, KafkaStream, parse_domains, parse_properties

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 import pytest
+
 import sessionstream as ss
 from sessionstream.config import StreamConfig
 from sessionstream.fastapi import StreamHub

@@ -7,6 +7,7 @@ import os
 import select
 
 import pytest
+
 import sessionstream as ss
 
 SID = "session-aaaa1111"
@@ -371,3 +372,11 @@ def test_a_resume_replay_larger_than_the_mailbox_is_not_a_slow_consumer(hub, man
     frames, closed, _ = conn.take()
     assert not closed
     assert sse_ids(frames) == [*ids[1:], live]
+
+
+def test_policies_act_within_one_group(manager, notifier) -> None:
+    stream = manager.open(SID, notifier=notifier, group="sse", framing="websocket")
+    chat = manager.open(SID, notifier=notifier, group="websocket", policy="latest")
+    assert not stream.take()[1]  # another group: untouched
+    manager.open(SID, notifier=notifier, group="websocket", policy="latest", framing="websocket")
+    assert chat.take()[1:] == (True, "replaced")

@@ -36,12 +36,17 @@ struct ConnectionRequest {
   std::optional<std::string> last_event_id;
   SubscriberOptions subscriber;
   std::optional<ConnectionPolicy> policy;  // the manager's default when empty
+  // latest and swap_after_processing act only among connections of the same
+  // session and group, so e.g. a chat WebSocket never replaces the same
+  // browser's SSE streams.
+  std::string group;
 };
 
 struct ConnectionInfo {
   std::uint64_t id = 0;
   std::string session_id;
   std::string ip;
+  std::string group;
   bool processing = false;
   std::chrono::system_clock::time_point connected_at;
 };

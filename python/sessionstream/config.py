@@ -1,0 +1,273 @@
+"""Configuration of a stream hub: one frozen dataclass, also readable from ``SESSIONSTREAM_*``.
+
+Every field has a safe default. ``StreamConfig.from_env()`` reads each field from the
+environment variable ``SESSIONSTREAM_<FIELD NAME IN UPPER CASE>`` (for example
+``SESSIONSTREAM_MAX_CONNECTIONS=500``); keyword arguments given to ``from_env`` win over
+the environment. Invalid values raise ``ValueError`` naming the field, the value and what
+would be valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+Policy = Literal["all", "latest", "swap_after_processing"]
+Overflow = Literal["disconnect", "drop_oldest"]
+SessionIdDisplay = Literal["hash", "full", "none"]
+SameSite = Literal["lax", "strict", "none"]
+
+ENV_PREFIX = "SESSIONSTREAM_"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """Settings of a :class:`sessionstream.fastapi.StreamHub` and its routes."""
+
+    # Routes
+    prefix: str = "/stream"
+    """Path prefix of the stream routes (``/stream/sse``, ``/stream/ws``, ...)."""
+    health_path: str | None = "/health"
+    """Path of the JSON health endpoint; empty or ``None`` disables it."""
+    metrics_path: str | None = "/metrics"
+    """Path of the Prometheus endpoint; empty or ``None`` disables it."""
+    service_name: str = "sessionstream"
+    """Reported as ``service`` in the health document."""
+
+    # Limits (seed 002): server full gives 503 + Retry-After, per IP / session 429.
+    max_connections: int = 10_000
+    max_per_ip: int = 1_000
+    max_per_session: int = 32
+    retry_after_seconds: int = 5
+    """``Retry-After`` sent with 503/429 rejections, and the back-off hint in 1013 closes."""
+
+    # Tabs of one browser session (seed 004)
+    policy: Policy = "all"
+    """Default connection policy of a session: ``all``, ``latest`` or ``swap_after_processing``."""
+    sse_policy: Policy | None = None
+    """Policy of SSE connections; ``None`` uses ``policy``."""
+    ws_policy: Policy | None = None
+    """Policy of WebSocket connections; ``None`` uses ``policy``."""
+
+    # History and mailboxes
+    history_max_events: int = 1024
+    """Events kept per channel for resume."""
+    history_max_age: float = 300.0
+    """Seconds an event stays resumable."""
+    max_event_bytes: int = 1_048_576
+    mailbox_events: int = 1024
+    """Pending events per connection before the overflow policy applies."""
+    mailbox_bytes: int = 1_048_576
+    overflow: Overflow = "disconnect"
+    max_batch_bytes: int = 262_144
+    """Upper bound of one send: frames are taken from a mailbox in batches of about this size."""
+
+    # Liveness
+    heartbeat_interval: float = 15.0
+    """Seconds between SSE comment heartbeats on an idle stream."""
+    retry_ms: int = 3000
+    """SSE ``retry:`` field: how long a browser waits before reconnecting by itself."""
+    send_timeout: float = 10.0
+    """A send to a client that does not complete within this many seconds closes the client."""
+    shutdown_timeout: float = 5.0
+    """Seconds given to clients to receive their shutdown frame before they are cut off."""
+    drain_on_signal: bool = True
+    """Start draining streams on SIGINT/SIGTERM, before the server waits for open requests."""
+
+    # WebSocket protocol
+    ws_max_message_bytes: int = 65_536
+    """Largest client message accepted; larger ones get an error frame."""
+    ws_max_concurrent_handlers: int = 4
+    """Application messages of one connection handled at the same time; more get ``busy``."""
+
+    # Browser session ids
+    session_header: str = "X-Session-ID"
+    session_query: str = "session_id"
+    session_cookie: str = "sessionstream_sid"
+    cookie_max_age: int = 30 * 24 * 3600
+    cookie_secure: bool = False
+    cookie_samesite: SameSite = "lax"
+    session_idle_timeout: float = 3600.0
+    """Seconds after which an idle session's stored values and history are dropped."""
+    session_sweep_interval: float = 300.0
+    session_max_history: int = 1000
+
+    # Health
+    health_session_ids: SessionIdDisplay = "hash"
+    """How session ids appear in ``/health``: ``hash`` (a digest), ``full`` or ``none``."""
+    health_max_sessions: int = 100
+    """Sessions listed in ``/health``; the counts always cover every session."""
+    degraded_connection_ratio: float = 0.9
+    """Health turns ``degraded`` when connections reach this share of ``max_connections``."""
+    degraded_window: float = 60.0
+    """Seconds during which a slow-consumer disconnect or error keeps health ``degraded``."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            _check(field.name, getattr(self, field.name), _field_type(field.name))
+        for name in ("prefix",):
+            value = getattr(self, name)
+            if value and (not value.startswith("/") or value.endswith("/")):
+                raise ValueError(
+                    f"StreamConfig.{name}={value!r}: must start with '/' and not end with '/'"
+                    " (for example '/stream')"
+                )
+        for name in ("health_path", "metrics_path"):
+            value = getattr(self, name)
+            if value and not value.startswith("/"):
+                raise ValueError(f"StreamConfig.{name}={value!r}: must start with '/'")
+        positive = (
+            "max_connections",
+            "max_per_ip",
+            "max_per_session",
+            "history_max_events",
+            "max_event_bytes",
+            "mailbox_events",
+            "mailbox_bytes",
+            "max_batch_bytes",
+            "ws_max_message_bytes",
+            "ws_max_concurrent_handlers",
+            "session_max_history",
+            "heartbeat_interval",
+            "send_timeout",
+            "history_max_age",
+            "session_idle_timeout",
+            "session_sweep_interval",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(
+                    f"StreamConfig.{name}={getattr(self, name)!r}: must be greater than 0"
+                )
+        non_negative = (
+            "retry_after_seconds",
+            "retry_ms",
+            "shutdown_timeout",
+            "cookie_max_age",
+            "health_max_sessions",
+            "degraded_window",
+        )
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"StreamConfig.{name}={getattr(self, name)!r}: must be 0 or more")
+        if not 0 < self.degraded_connection_ratio <= 1:
+            raise ValueError(
+                f"StreamConfig.degraded_connection_ratio={self.degraded_connection_ratio!r}:"
+                " must be in (0, 1]"
+            )
+        if not self.session_header or not self.session_query or not self.session_cookie:
+            raise ValueError(
+                "StreamConfig: session_header, session_query and session_cookie must be set"
+            )
+
+    @property
+    def effective_sse_policy(self) -> Policy:
+        return self.sse_policy or self.policy
+
+    @property
+    def effective_ws_policy(self) -> Policy:
+        return self.ws_policy or self.policy
+
+    def replace(self, **changes: Any) -> StreamConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        prefix: str = ENV_PREFIX,
+        **overrides: Any,
+    ) -> StreamConfig:
+        """Read fields from ``SESSIONSTREAM_<FIELD>`` variables; ``overrides`` win.
+
+        Booleans accept ``1/0``, ``true/false``, ``yes/no``, ``on/off``; an empty value of an
+        optional field (``SESSIONSTREAM_METRICS_PATH=``) means ``None``.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            key = prefix + field.name.upper()
+            if key in env:
+                values[field.name] = _parse(field.name, env[key], _field_type(field.name), key)
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"StreamConfig has no field(s) {sorted(unknown)}")
+        values.update(overrides)
+        return cls(**values)
+
+
+_TYPE_CACHE: dict[str, Any] = {}
+
+
+def _field_type(name: str) -> Any:
+    if not _TYPE_CACHE:
+        _TYPE_CACHE.update(typing.get_type_hints(StreamConfig))
+    return _TYPE_CACHE[name]
+
+
+def _split_optional(tp: Any) -> tuple[Any, bool]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _check(name: str, value: Any, tp: Any) -> None:
+    base, optional = _split_optional(tp)
+    if value is None:
+        if optional:
+            return
+        raise ValueError(f"StreamConfig.{name}: must not be None")
+    if typing.get_origin(base) is Literal:
+        allowed = get_args(base)
+        if value not in allowed:
+            raise ValueError(
+                f"StreamConfig.{name}={value!r}: must be one of {', '.join(map(repr, allowed))}"
+            )
+        return
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, base)
+    if not ok:
+        raise ValueError(
+            f"StreamConfig.{name}={value!r}: must be {getattr(base, '__name__', base)}"
+        )
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(name: str, raw: str, tp: Any, key: str) -> Any:
+    base, optional = _split_optional(tp)
+    text = raw.strip()
+    if optional and text == "":
+        return None
+    try:
+        if base is bool:
+            lowered = text.lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+        if base is int:
+            return int(text.replace("_", ""))
+        if base is float:
+            return float(text)
+        return text
+    except ValueError as exc:
+        raise ValueError(f"{key}={raw!r}: {exc}") from None

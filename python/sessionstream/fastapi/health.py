@@ -1,0 +1,219 @@
+"""``GET /health`` (JSON, the shapes of seeds 000/002/004) and ``GET /metrics`` (Prometheus).
+
+Health is ``healthy`` or ``degraded`` with the reasons why, ``shutting_down`` (HTTP 503)
+while draining. Counts always cover every session; the per-session view is bounded by
+``health_max_sessions`` and shows session ids as a digest unless configured otherwise,
+because a session id is a bearer secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from sessionstream.fastapi.hub import StreamHub
+
+
+def session_key(session_id: str, display: str) -> str:
+    if display == "full":
+        return session_id
+    return "h:" + hashlib.sha256(session_id.encode()).hexdigest()[:16]
+
+
+def _open_fds() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        return None
+
+
+def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
+    """Return ``(http_status, document)``."""
+    cfg = hub.config
+    now = time.time()
+    if hub.state != "running":
+        return 503, {
+            "status": "shutting_down" if hub.state == "draining" else "stopped",
+            "reasons": [f"the stream hub is {hub.state}"],
+            "service": cfg.service_name,
+            "timestamp": now,
+        }
+    manager_metrics = hub.manager.metrics()
+    hub_metrics = hub.native.metrics()
+    active = int(manager_metrics["active_connections"])
+    reasons: list[str] = []
+    if active >= cfg.degraded_connection_ratio * cfg.max_connections:
+        reasons.append(
+            f"connections at {active}/{cfg.max_connections}"
+            f" (>= {cfg.degraded_connection_ratio:.0%} of max_connections)"
+        )
+    incidents = hub.recent_incidents()
+    window = f"in the last {cfg.degraded_window:.0f} s"
+    if incidents["slow_consumer_disconnects"] > 0:
+        reasons.append(
+            f"{incidents['slow_consumer_disconnects']:.0f} slow-consumer disconnect(s) {window}"
+        )
+    if incidents["dropped"] > 0:
+        reasons.append(f"{incidents['dropped']:.0f} event(s) dropped for slow clients {window}")
+    if incidents["errors"] > 0:
+        reasons.append(f"{incidents['errors']:.0f} error(s) {window}")
+
+    uptime = float(manager_metrics["uptime_seconds"])
+    sessions = hub.manager.sessions()
+    listed: dict[str, Any] = {}
+    if cfg.health_session_ids != "none":
+        for view in sessions[: cfg.health_max_sessions]:
+            created = float(view["created"])  # type: ignore[arg-type]
+            sid = str(view["session_id"])
+            key = session_key(sid, cfg.health_session_ids)
+            # The private channel names the session id: shown under the same key.
+            channels = [
+                "session:" + key if str(c) == "session:" + sid else str(c)
+                for c in view["channels"]  # type: ignore[union-attr]
+            ]
+            listed[key] = {
+                "domains": [c for c in channels if not c.startswith("session:")],
+                "channels": channels,
+                "connection_count": int(view["connections"]),  # type: ignore[call-overload]
+                "created": created,
+                "age_seconds": round(max(0.0, now - created), 3),
+            }
+    rejections = {
+        key.removeprefix("rejections_"): int(value)
+        for key, value in manager_metrics.items()
+        if key.startswith("rejections_")
+    }
+    try:
+        tasks: int | None = len(asyncio.all_tasks())
+    except RuntimeError:  # pragma: no cover - not on a loop
+        tasks = None
+    document: dict[str, Any] = {
+        "status": "degraded" if reasons else "healthy",
+        "reasons": reasons,
+        "service": cfg.service_name,
+        "timestamp": now,
+        "uptime_seconds": round(uptime, 3),
+        "uptime_hours": round(uptime / 3600, 4),
+        "websocket_metrics": {
+            "active_connections": active,
+            "unique_browser_sessions": int(manager_metrics["unique_browser_sessions"]),
+            "processing_connections": int(manager_metrics["processing_connections"]),
+            "pending_swaps": int(manager_metrics["pending_swaps"]),
+            "total_connections_lifetime": int(manager_metrics["total_connections_lifetime"]),
+            "total_errors": int(manager_metrics["total_errors"]),
+            "total_messages": int(manager_metrics["total_messages"]),
+            "avg_messages_per_connection": round(
+                float(manager_metrics["avg_messages_per_connection"]), 3
+            ),
+        },
+        "stream": {
+            "active_connections": active,
+            "max_connections": cfg.max_connections,
+            "total_messages": int(hub_metrics.get("published", 0)),
+            "channels": int(hub_metrics.get("channels", hub.native.channel_count())),
+            **{k: int(v) for k, v in hub_metrics.items() if k != "channels"},
+            **hub.rates(),
+        },
+        "limits": {
+            "max_connections": cfg.max_connections,
+            "max_per_ip": cfg.max_per_ip,
+            "max_per_session": cfg.max_per_session,
+            "rejections": rejections,
+        },
+        "active_sessions": len(sessions),
+        "total_connections": active,
+        "sessions": listed,
+        "sessions_listed": len(listed),
+        "process": {"pid": os.getpid(), "open_fds": _open_fds(), "asyncio_tasks": tasks},
+    }
+    return 200, document
+
+
+_HUB_COUNTER_NAMES = {
+    "published": "events_published",
+    "delivered": "events_delivered",
+    "dropped": "events_dropped",
+    "slow_consumer_disconnects": "slow_consumer_disconnects",
+}
+
+
+class NativeCollector(Collector):
+    """Reads the native counters at scrape time; nothing is counted in Python."""
+
+    def __init__(self, hub: StreamHub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self.hub
+        if hub.state == "stopped":
+            return
+        try:
+            m = hub.manager.metrics()
+            h = hub.native.metrics()
+        except Exception:  # shut down between the check and the read
+            return
+        gauges = {
+            "active_connections": "Open SSE and WebSocket connections",
+            "unique_browser_sessions": "Browser sessions with at least one connection",
+            "processing_connections": "Connections marked as processing",
+            "pending_swaps": "Connections waiting for a processing connection to finish",
+            "uptime_seconds": "Seconds since the hub started",
+        }
+        for key, doc in gauges.items():
+            yield GaugeMetricFamily(f"sessionstream_{key}", doc, value=float(m[key]))
+        counters = {
+            "total_connections_lifetime": ("connections_opened", "Connections opened"),
+            "total_errors": ("errors", "Errors recorded by the application"),
+            "total_messages": ("messages", "Client messages handled"),
+        }
+        for key, (name, doc) in counters.items():
+            yield CounterMetricFamily(f"sessionstream_{name}", doc, value=float(m[key]))
+        rejected = CounterMetricFamily(
+            "sessionstream_rejections", "Connections refused by a limit", labels=["kind"]
+        )
+        for key, value in m.items():
+            if key.startswith("rejections_"):
+                rejected.add_metric([key.removeprefix("rejections_")], float(value))
+        yield rejected
+        resumes = CounterMetricFamily(
+            "sessionstream_resumes", "Resumes by outcome", labels=["outcome"]
+        )
+        gauge_keys = {"channels"}
+        for key, value in h.items():
+            if key.startswith("resumes_"):
+                resumes.add_metric([key.removeprefix("resumes_")], float(value))
+            elif key in gauge_keys:
+                yield GaugeMetricFamily(
+                    f"sessionstream_{key}", f"Native hub {key}", value=float(value)
+                )
+            else:
+                name = _HUB_COUNTER_NAMES.get(key, f"hub_{key}")
+                yield CounterMetricFamily(
+                    f"sessionstream_{name}", f"Native hub counter {key}", value=float(value)
+                )
+        yield resumes
+        rates = hub.rates()
+        for key, value in rates.items():
+            yield GaugeMetricFamily(
+                f"sessionstream_{key}", f"Recent {key.replace('_', ' ')}", value=value
+            )
+
+
+def make_registry(hub: StreamHub) -> CollectorRegistry:
+    """A registry of this hub's metrics only (no process-global state)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NativeCollector(hub))
+    return registry
+
+
+def render_metrics(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

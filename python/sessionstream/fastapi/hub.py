@@ -1,0 +1,626 @@
+"""``StreamHub``: the native core, its lifecycle in a FastAPI app, and the Python API.
+
+A hub owns one native ``Hub`` (channels, history, fan-out), one ``ConnectionManager``
+(sessions, tabs, limits, swap state) and one ``SessionStore``; per event loop it owns one
+:class:`~sessionstream.fastapi.delivery.LoopDelivery`. Its router carries the stream
+routes and its lifespan, so including the router is all an app does::
+
+    hub = StreamHub()
+    app = FastAPI()
+    app.include_router(hub.router)
+
+    @app.post("/announce")
+    async def announce(text: str) -> dict[str, str]:
+        return {"id": hub.publish("news", {"text": text}, event="announcement")}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import json as _json
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from sessionstream._core import (
+    ClosedError,
+    ConnectionManager,
+    Hub,
+    InvalidArgumentError,
+    LifecycleEvent,
+    LimitExceededError,
+    SessionStore,
+    is_foreign_private_channel,
+    private_channel,
+)
+from sessionstream.config import Policy, StreamConfig
+from sessionstream.fastapi.delivery import LoopDelivery, Slot
+from sessionstream.fastapi.errors import StreamHTTPError, limit_error, shutting_down_error
+from sessionstream.fastapi.messages import RESERVED_TYPES, MessageHandler
+from sessionstream.fastapi.session import StreamSession
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+logger = logging.getLogger("sessionstream")
+
+Authorizer = Callable[[StreamSession, str], "bool | Awaitable[bool]"]
+LifecycleListener = Callable[[LifecycleEvent], None]
+Publishable = (
+    dict[str, Any] | list[Any] | str | bytes | bytearray | memoryview | int | float | bool | None
+)
+HubState = Literal["stopped", "running", "draining"]
+
+MAX_CHANNELS_PER_REQUEST = 64
+
+
+def encode_payload(data: Any, json: bool | None) -> tuple[str | bytes, bool]:
+    """Return ``(payload, is_json)``: dict/list/number/bool/None are JSON-encoded,
+    str and bytes are sent as they are. ``json`` overrides the detected flag."""
+    if isinstance(data, str):
+        payload: str | bytes = data
+        detected = False
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        payload = bytes(data)
+        detected = False
+    elif isinstance(data, (dict, list, tuple, int, float, bool)) or data is None:
+        payload = _json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        detected = True
+    else:
+        raise TypeError(
+            f"cannot publish {type(data).__name__}: pass a dict, list, str, bytes or a JSON scalar"
+        )
+    return payload, detected if json is None else json
+
+
+class ChannelForbiddenError(StreamHTTPError):
+    def __init__(self, channel: str, why: str) -> None:
+        super().__init__(
+            403, "forbidden_channel", f"channel {channel!r}: {why}", extra={"channel": channel}
+        )
+        self.channel = channel
+
+
+class _Window:
+    """Counts of recent incidents (slow consumers, errors) for the health status."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, dict[str, float]]] = deque()
+
+    def add(self, now: float, values: dict[str, float], keep: float) -> None:
+        self.samples.append((now, values))
+        while len(self.samples) > 2 and self.samples[1][0] < now - keep:
+            self.samples.popleft()
+
+    def increase(self, key: str) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        return self.samples[-1][1].get(key, 0.0) - self.samples[0][1].get(key, 0.0)
+
+    def rate(self, key: str, span: float = 5.0) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        last_t, last = self.samples[-1]
+        first_t, first = self.samples[0]
+        for t, values in reversed(self.samples):
+            if last_t - t >= span:
+                first_t, first = t, values
+                break
+        elapsed = last_t - first_t
+        return 0.0 if elapsed <= 0 else (last.get(key, 0.0) - first.get(key, 0.0)) / elapsed
+
+
+class StreamHub:
+    """Live event streams for a FastAPI app: publish from Python, subscribe from browsers.
+
+    Thread-safety: :meth:`publish`, :meth:`send_personal` and :meth:`request_shutdown` may
+    be called from any thread; everything else belongs to the app's event loop.
+    """
+
+    def __init__(
+        self,
+        config: StreamConfig | None = None,
+        *,
+        authorize: Authorizer | None = None,
+    ) -> None:
+        """Create a hub. ``config`` defaults to :meth:`StreamConfig.from_env`.
+
+        ``authorize(session, channel)`` decides every subscription (SSE, WebSocket
+        connect and ``subscribe``); it may be async. A session's own private channel is
+        always allowed and another session's never, whatever the hook says.
+        """
+        self.config: StreamConfig = config if config is not None else StreamConfig.from_env()
+        self.authorize: Authorizer | None = authorize
+        self._handlers: dict[str, MessageHandler] = {}
+        self._lifecycle_listeners: list[LifecycleListener] = []
+        self._state: HubState = "stopped"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deliveries: dict[asyncio.AbstractEventLoop, LoopDelivery] = {}
+        self._handler_tasks: set[asyncio.Task[None]] = set()
+        self._sampler: asyncio.Task[None] | None = None
+        self._window = _Window()
+        self._signals: dict[int, tuple[Any, Any]] = {}
+        self._started_at = time.time()
+        self._hub: Hub | None = None
+        self._manager: ConnectionManager | None = None
+        self._store: SessionStore | None = None
+        self._create_core()
+        from sessionstream.fastapi.router import build_router
+
+        self.router: APIRouter = build_router(self)
+        """Routes (stream, session, health, metrics) and the hub's lifespan; include it."""
+
+    # -- native objects -------------------------------------------------
+
+    def _create_core(self) -> None:
+        cfg = self.config
+        self._hub = Hub(
+            history_max_events=cfg.history_max_events,
+            history_max_age=cfg.history_max_age,
+            max_event_bytes=cfg.max_event_bytes,
+        )
+        self._manager = ConnectionManager(
+            self._hub,
+            max_connections=cfg.max_connections,
+            max_per_ip=cfg.max_per_ip,
+            max_per_session=cfg.max_per_session,
+            policy=cfg.policy,
+        )
+        self._store = SessionStore(
+            idle_timeout=cfg.session_idle_timeout,
+            sweep_interval=cfg.session_sweep_interval,
+            max_history_entries=cfg.session_max_history,
+        )
+        self._started_at = time.time()
+
+    @property
+    def native(self) -> Hub:
+        """The native ``Hub`` (raises ``ClosedError`` after shutdown)."""
+        if self._hub is None:
+            raise ClosedError("the stream hub is shut down")
+        return self._hub
+
+    @property
+    def manager(self) -> ConnectionManager:
+        if self._manager is None:
+            raise ClosedError("the stream hub is shut down")
+        return self._manager
+
+    @property
+    def store(self) -> SessionStore:
+        """Per-session key/value and conversation history (thread-safe natively)."""
+        if self._store is None:
+            raise ClosedError("the stream hub is shut down")
+        return self._store
+
+    @property
+    def state(self) -> HubState:
+        return self._state
+
+    @property
+    def started_at(self) -> float:
+        return self._started_at
+
+    # -- publishing -----------------------------------------------------
+
+    def publish(
+        self, channel: str, data: Publishable, event: str = "message", *, json: bool | None = None
+    ) -> str:
+        """Publish ``data`` to ``channel`` and return its event id (``"<epoch>-<seq>"``).
+
+        dict/list (and JSON scalars) are JSON-encoded and embedded as JSON in WebSocket
+        frames; str and bytes are sent as they are (``json=True`` marks a str as JSON
+        text). Multi-line data is safe. Raises ``InvalidArgumentError`` for a bad channel
+        name, ``PayloadTooLargeError`` above ``max_event_bytes``, ``ClosedError`` after
+        shutdown.
+        """
+        hub = self._hub
+        if hub is None:
+            raise ClosedError("the stream hub is shut down")
+        payload, is_json = encode_payload(data, json)
+        return hub.publish(channel, payload, event, json=is_json)
+
+    def send_personal(
+        self,
+        session_id: str,
+        data: Publishable,
+        event: str = "message",
+        *,
+        json: bool | None = None,
+    ) -> str:
+        """Publish to a session's private channel ``session:<id>``; every connection
+        (tab) of that session receives it. Returns the event id."""
+        manager = self._manager
+        if manager is None:
+            raise ClosedError("the stream hub is shut down")
+        payload, is_json = encode_payload(data, json)
+        return manager.send_personal(session_id, payload, event, json=is_json)
+
+    def subscriber_count(self, channel: str) -> int:
+        return self.native.subscriber_count(channel)
+
+    # -- hooks ----------------------------------------------------------
+
+    def message_handler(self, message_type: str) -> Callable[[MessageHandler], MessageHandler]:
+        """Register an async handler for WebSocket messages ``{"type": message_type, ...}``.
+
+        ``async def handler(ctx: MessageContext, message: dict) -> dict | None``; a returned
+        dict is sent to the connection as a reply.
+        """
+
+        def register(handler: MessageHandler) -> MessageHandler:
+            self.add_message_handler(message_type, handler)
+            return handler
+
+        return register
+
+    def add_message_handler(self, message_type: str, handler: MessageHandler) -> None:
+        if message_type in RESERVED_TYPES:
+            raise ValueError(
+                f"message type {message_type!r} is built in; reserved: {sorted(RESERVED_TYPES)}"
+            )
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(f"handler for {message_type!r} must be an async function")
+        self._handlers[message_type] = handler
+
+    def handler_for(self, message_type: str) -> MessageHandler | None:
+        return self._handlers.get(message_type)
+
+    @property
+    def message_types(self) -> list[str]:
+        return sorted(RESERVED_TYPES - {"pong"} | set(self._handlers))
+
+    def on_lifecycle(self, listener: LifecycleListener) -> LifecycleListener:
+        """Register ``listener(event)`` for connected / disconnected / swapped / replaced /
+        slow_consumer / rejected events. Called on the event loop; keep it short."""
+        self._lifecycle_listeners.append(listener)
+        return listener
+
+    # -- authorization and connections -----------------------------------
+
+    async def authorize_channels(
+        self, session: StreamSession, channels: Iterable[str]
+    ) -> list[str]:
+        """Deduplicate and authorize requested channels; raise ``ChannelForbiddenError``.
+
+        The session's own private channel is dropped from the result (every connection is
+        subscribed to it anyway).
+        """
+        own = private_channel(session.id)
+        result: list[str] = []
+        seen: set[str] = set()
+        for channel in channels:
+            if channel in seen or channel == own:
+                continue
+            seen.add(channel)
+            if len(seen) > MAX_CHANNELS_PER_REQUEST:
+                raise StreamHTTPError(
+                    400,
+                    "too_many_channels",
+                    f"at most {MAX_CHANNELS_PER_REQUEST} channels per request",
+                )
+            if is_foreign_private_channel(channel, session.id):
+                raise ChannelForbiddenError(channel, "another session's private channel")
+            if self.authorize is not None:
+                allowed = self.authorize(session, channel)
+                if inspect.isawaitable(allowed):
+                    allowed = await allowed
+                if not allowed:
+                    raise ChannelForbiddenError(channel, "not authorized for this session")
+            result.append(channel)
+        return result
+
+    def delivery(self) -> LoopDelivery:
+        """The delivery of the running event loop (created on first use)."""
+        loop = asyncio.get_running_loop()
+        delivery = self._deliveries.get(loop)
+        if delivery is None:
+            delivery = LoopDelivery(
+                loop,
+                heartbeat_interval=self.config.heartbeat_interval,
+                on_lifecycle=self._drain_lifecycle,
+            )
+            self._deliveries[loop] = delivery
+        return delivery
+
+    def open_connection(
+        self,
+        session: StreamSession,
+        channels: list[str],
+        *,
+        last_event_id: str | None,
+        framing: Literal["sse", "websocket"],
+        policy: Policy,
+    ) -> tuple[LoopDelivery, Slot]:
+        """Register a connection with the core and this loop's delivery.
+
+        Raises :class:`StreamHTTPError` (limits, shutdown, invalid channel). The caller owns
+        the returned slot and must call :meth:`release` in a ``finally``.
+        """
+        if self._state == "draining":
+            raise shutting_down_error(self.config.retry_after_seconds)
+        manager = self._manager
+        if manager is None:
+            raise shutting_down_error(self.config.retry_after_seconds)
+        delivery = self.delivery()
+        cfg = self.config
+        try:
+            connection = manager.open(
+                session.id,
+                notifier=delivery.notifier,
+                ip=session.ip,
+                channels=channels,
+                last_event_id=last_event_id,
+                framing=framing,
+                overflow=cfg.overflow,
+                mailbox_events=cfg.mailbox_events,
+                mailbox_bytes=cfg.mailbox_bytes,
+                policy=policy,
+                # A policy replaces tabs of the same transport only: a chat WebSocket
+                # never closes the same browser's SSE streams.
+                group=framing,
+            )
+        except LimitExceededError as exc:
+            raise limit_error(exc, cfg.retry_after_seconds) from None
+        except ClosedError:
+            raise shutting_down_error(cfg.retry_after_seconds) from None
+        except InvalidArgumentError as exc:
+            raise StreamHTTPError(400, "invalid_channel", str(exc)) from None
+        return delivery, delivery.register(connection, framing)
+
+    @staticmethod
+    def release(delivery: LoopDelivery, slot: Slot) -> None:
+        """Close the connection (idempotent) and forget its slot."""
+        try:
+            slot.connection.close("client_gone")
+        finally:
+            delivery.unregister(slot)
+
+    def find_connection(self, connection_id: int) -> Slot | None:
+        for delivery in self._deliveries.values():
+            slot = delivery.find(connection_id)
+            if slot is not None:
+                return slot
+        return None
+
+    def track_handler(self, task: asyncio.Task[None]) -> None:
+        self._handler_tasks.add(task)
+        task.add_done_callback(self._handler_tasks.discard)
+
+    # -- session operations (seed 000) -----------------------------------
+
+    def disconnect_channel(self, session_id: str, channel: str) -> int:
+        """Drop ``channel`` from every connection of a session; returns how many had it."""
+        return self.manager.disconnect_channel(session_id, channel)
+
+    def close_connection(self, session_id: str, connection_id: int) -> bool:
+        """Close one connection of a session (the page-hide beacon)."""
+        slot = self.find_connection(connection_id)
+        if slot is None or slot.session_id != session_id:
+            return False
+        # The sender sees the closed mailbox and ends the stream with a close frame.
+        slot.connection.close("client_gone")
+        return True
+
+    def cleanup_session(self, session_id: str) -> dict[str, int | bool]:
+        """Close every connection of a session (reason ``session_cleanup``) and drop its
+        stored values and history."""
+        closed = self.manager.close_session(session_id, "session_cleanup")
+        erased = self.store.erase_session(session_id)
+        return {"closed_connections": closed, "store_erased": erased}
+
+    # -- lifecycle --------------------------------------------------------
+
+    def _drain_lifecycle(self) -> None:
+        hub = self._hub
+        if hub is None:
+            return
+        events = hub.take_lifecycle()
+        if not events:
+            return
+        for event in events:
+            if event.kind in ("slow_consumer", "rejected"):
+                logger.info(
+                    "%s: connection=%s session=%s %s",
+                    event.kind,
+                    event.connection_id,
+                    event.session_id[:8],
+                    event.detail,
+                )
+            for listener in self._lifecycle_listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    logger.exception("lifecycle listener %r failed", listener)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[dict[str, Any]]:
+        """Start the hub with the app and shut it down gracefully when the app stops.
+
+        Part of :attr:`router`; FastAPI runs it when the router is included.
+        """
+        await self.start()
+        try:
+            if app is not None and hasattr(app, "state"):
+                app.state.sessionstream_hub = self
+            yield {"sessionstream_hub": self}
+        finally:
+            await self.shutdown()
+
+    async def start(self) -> None:
+        """Bind the hub to the running loop and start its background work."""
+        if self._state == "running":
+            return
+        if self._hub is None or self._hub.closed:
+            self._create_core()
+        self._loop = asyncio.get_running_loop()
+        delivery = self.delivery()
+        self.native.set_lifecycle_notifier(delivery.notifier)
+        self._state = "running"
+        self._sampler = asyncio.create_task(self._sample_forever(), name="sessionstream-sampler")
+        self._install_signal_handlers()
+        logger.info("stream hub started (prefix %s)", self.config.prefix)
+
+    def request_shutdown(self) -> None:
+        """Start draining now: refuse new connections and send every client its shutdown
+        frame. Thread-safe and idempotent; :meth:`shutdown` completes the work.
+
+        Servers wait for open requests before they run the app's lifespan shutdown, and a
+        stream never ends by itself, so a server must trigger this first. Under uvicorn in
+        the main thread SIGINT/SIGTERM do it (``drain_on_signal``).
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._begin_drain()
+        else:
+            loop.call_soon_threadsafe(self._begin_drain)
+
+    def _begin_drain(self) -> None:
+        if self._state != "running":
+            return
+        self._state = "draining"
+        logger.info("stream hub draining: closing every connection with reason shutdown")
+        if self._manager is not None:
+            self._manager.shutdown()
+
+    async def shutdown(self) -> None:
+        """Graceful shutdown: stop accepting, send every client a shutdown frame, wait up
+        to ``shutdown_timeout`` for them to flush, then cut off the rest and close the core."""
+        if self._state == "stopped" and self._hub is None:
+            return
+        self._begin_drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_timeout
+        deliveries = [d for d in self._deliveries.values() if d.loop is loop]
+        if deliveries:
+            waiter = asyncio.gather(*(d.wait_empty() for d in deliveries))
+            try:
+                await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                left = sum(len(d.slots) for d in deliveries)
+                logger.warning("shutdown deadline passed; cutting off %d connection(s)", left)
+                for delivery in deliveries:
+                    delivery.abort_all()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.gather(*(d.wait_empty() for d in deliveries)), 1.0
+                    )
+        handlers = [t for t in self._handler_tasks if not t.done()]
+        if handlers:
+            _, pending = await asyncio.wait(handlers, timeout=max(0.0, deadline - loop.time()))
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+            self._sampler = None
+        self._restore_signal_handlers()
+        for delivery in list(self._deliveries.values()):
+            if delivery.loop is loop:
+                delivery.close()
+            elif not delivery.loop.is_closed():
+                # remove_reader belongs to the delivery's own loop thread.
+                delivery.loop.call_soon_threadsafe(delivery.close)
+        self._deliveries.clear()
+        if self._hub is not None:
+            self._hub.close()
+        self._hub = None
+        self._manager = None
+        self._store = None
+        self._state = "stopped"
+        self._loop = None
+        logger.info("stream hub stopped")
+
+    def _install_signal_handlers(self) -> None:
+        if not self.config.drain_on_signal:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue
+            handler = functools.partial(self._on_signal, previous)
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+                continue
+            self._signals[sig] = (handler, previous)
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, (handler, previous) in self._signals.items():
+            with contextlib.suppress(ValueError, OSError):
+                if signal.getsignal(sig) is handler:
+                    signal.signal(sig, previous)
+        self._signals.clear()
+
+    def _on_signal(self, previous: Callable[[int, Any], Any], signum: int, frame: Any) -> None:
+        self.request_shutdown()
+        previous(signum, frame)
+
+    # -- observability ----------------------------------------------------
+
+    async def _sample_forever(self) -> None:
+        # Once a second: rates and incident window. Every sweep period: drop channels
+        # nobody subscribes to whose history aged out (the core has no timer of its own),
+        # so per-task channels such as crawl:<id>:progress do not accumulate.
+        sweep_every = max(1.0, min(30.0, self.config.history_max_age / 2))
+        next_sweep = time.monotonic() + sweep_every
+        while True:
+            self._sample()
+            if time.monotonic() >= next_sweep and self._hub is not None:
+                removed = self._hub.sweep()
+                if removed:
+                    logger.debug("swept %d idle channel(s)", removed)
+                next_sweep = time.monotonic() + sweep_every
+            await asyncio.sleep(1.0)
+
+    def _sample(self) -> None:
+        hub, manager = self._hub, self._manager
+        if hub is None or manager is None:
+            return
+        values: dict[str, float] = {k: float(v) for k, v in hub.metrics().items()}
+        m = manager.metrics()
+        values["total_messages"] = float(m["total_messages"])
+        values["total_errors"] = float(m["total_errors"])
+        keep = max(self.config.degraded_window, 10.0)
+        self._window.add(time.monotonic(), values, keep)
+
+    def rates(self) -> dict[str, float]:
+        """Per-second rates over the last few seconds."""
+        return {
+            "published_per_second": round(self._window.rate("published"), 2),
+            "delivered_per_second": round(self._window.rate("delivered"), 2),
+            "messages_per_second": round(self._window.rate("total_messages"), 2),
+        }
+
+    def recent_incidents(self) -> dict[str, float]:
+        """Slow-consumer disconnects, dropped events and errors within the degraded window."""
+        return {
+            "slow_consumer_disconnects": self._window.increase("slow_consumer_disconnects"),
+            "dropped": self._window.increase("dropped"),
+            "errors": self._window.increase("total_errors"),
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        """Connection-manager and hub counters in one dict (see ``/metrics``)."""
+        out: dict[str, Any] = dict(self.manager.metrics())
+        out.update({f"hub_{k}": v for k, v in self.native.metrics().items()})
+        out.update(self.rates())
+        return out

@@ -1,0 +1,191 @@
+"""``GET {prefix}/sse``: Server-Sent Events for the browser's ``EventSource``.
+
+The response is a raw ASGI callable rather than a ``StreamingResponse`` so that one
+task owns the stream: it opens the connection with the core, sends ready-made frames
+taken from the mailbox (one ``bytes`` per send), heartbeat comments when idle, and a
+final ``close`` event; a second small task only listens for the client's disconnect so
+that a client that goes away is cleaned up at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from sessionstream.fastapi.delivery import send_within
+from sessionstream.fastapi.errors import StreamHTTPError
+from sessionstream.fastapi.session import StreamSession, cookie_header
+
+if TYPE_CHECKING:
+    from sessionstream.fastapi.delivery import LoopDelivery, Slot
+    from sessionstream.fastapi.hub import StreamHub
+
+logger = logging.getLogger("sessionstream.sse")
+
+HEARTBEAT = b": ping\n\n"
+
+
+class SendTimeoutError(asyncio.TimeoutError):
+    """A send to a client did not complete within ``send_timeout``."""
+
+
+def sse_headers(session: StreamSession, hub: StreamHub) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", b"text/event-stream"),
+        (b"cache-control", b"no-cache, no-transform"),
+        (b"x-accel-buffering", b"no"),
+        (b"connection", b"keep-alive"),
+        (b"x-session-id", session.id.encode()),
+    ]
+    if session.generated:
+        headers.append(cookie_header(session.id, hub.config))
+    return headers
+
+
+def welcome_frame(slot: Slot, resume: str, channels: list[str], retry_ms: int) -> bytes:
+    # No id: field, so the browser's Last-Event-ID stays the last real event id.
+    data = json.dumps(
+        {
+            "session_id": slot.session_id,
+            "connection_id": slot.id,
+            "resume": resume,
+            "channels": channels,
+        },
+        separators=(",", ":"),
+    )
+    return f"retry: {retry_ms}\nevent: welcome\ndata: {data}\n\n".encode()
+
+
+def split_position_frame(frames: bytes) -> tuple[bytes, bytes]:
+    """Split a leading id-only block (``id: <x>\n\n``) from the frames after it."""
+    if frames.startswith(b"id: "):
+        end = frames.find(b"\n\n")
+        if end != -1 and b"\n" not in frames[:end]:
+            return frames[: end + 2], frames[end + 2 :]
+    return b"", frames
+
+
+def close_frame(reason: str, retry_ms: int | None) -> bytes:
+    data = json.dumps({"reason": reason}, separators=(",", ":"))
+    retry = f"retry: {retry_ms}\n" if retry_ms is not None else ""
+    return f"{retry}event: close\ndata: {data}\n\n".encode()
+
+
+class EventStreamResponse(Response):
+    """One SSE stream. Opening happens when the response runs, so a connection can never
+    be registered without the task that releases it."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        hub: StreamHub,
+        session: StreamSession,
+        channels: list[str],
+        last_event_id: str | None,
+    ) -> None:
+        self.hub = hub
+        self.session = session
+        self.channels = channels
+        self.last_event_id = last_event_id
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = sse_headers(session, hub)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub = self.hub
+        try:
+            delivery, slot = hub.open_connection(
+                self.session,
+                self.channels,
+                last_event_id=self.last_event_id,
+                framing="sse",
+                policy=hub.config.effective_sse_policy,
+            )
+        except StreamHTTPError as exc:
+            await exc.response()(scope, receive, send)
+            return
+        watcher = asyncio.create_task(_watch_disconnect(receive, slot))
+        self._complete = False
+        try:
+            await self._stream(send, delivery, slot)
+        except (SendTimeoutError, OSError) as exc:
+            logger.debug("sse connection %s ended: %r", slot.id, exc)
+        finally:
+            watcher.cancel()
+            hub.release(delivery, slot)
+        if not self._complete and not slot.gone:
+            # Ended without a close frame (deadline, send failure): end the body so the
+            # server does not report an incomplete response.
+            try:
+                end: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+                await send_within(send, end, 1.0)
+            except (asyncio.TimeoutError, OSError, RuntimeError):
+                pass
+
+    async def _stream(self, send: Send, delivery: LoopDelivery, slot: Slot) -> None:
+        hub = self.hub
+        cfg = hub.config
+        connection = slot.connection
+        timeout = cfg.send_timeout
+        max_bytes = cfg.max_batch_bytes
+        wake = slot.wake
+
+        async def send_body(body: bytes) -> None:
+            message: Message = {"type": "http.response.body", "body": body, "more_body": True}
+            try:
+                await send_within(send, message, timeout)
+            except asyncio.TimeoutError:
+                connection.close("slow_consumer")
+                raise SendTimeoutError(f"send to connection {slot.id} timed out") from None
+            slot.last_send = time.monotonic()
+
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        resume = str(connection.resume)
+        welcome = welcome_frame(slot, resume, connection.channels, cfg.retry_ms)
+        if resume == "live":
+            # A live stream starts with the core's id-only position frame. Sent before the
+            # welcome, it makes the welcome event's lastEventId the stream's position, so a
+            # client that reconnects by itself resumes even if it dropped before any event.
+            wake.clear()
+            frames, _, _ = connection.take(max_bytes)
+            anchor, rest = split_position_frame(frames)
+            await send_body(anchor + welcome + rest)
+        else:
+            await send_body(welcome)
+        while True:
+            wake.clear()
+            if slot.abort:
+                return
+            frames, closed, reason = connection.take(max_bytes)
+            if frames:
+                await send_body(frames)
+                continue
+            if closed:
+                if not slot.gone:
+                    retry = cfg.retry_after_seconds * 1000 if reason == "shutdown" else None
+                    await send_body(close_frame(reason, retry))
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    self._complete = True
+                return
+            if slot.gone:
+                return
+            if slot.heartbeat_due:
+                slot.heartbeat_due = False
+                await send_body(HEARTBEAT)
+                continue
+            await wake.wait()
+
+
+async def _watch_disconnect(receive: Receive, slot: Slot) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            slot.mark_gone()
+            return

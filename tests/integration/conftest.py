@@ -1,0 +1,51 @@
+"""Server fixtures: every server runs in a subprocess and is always stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .support import ServerProcess
+
+DEMO_APP = "examples.demo.app:app"
+STREAM_APP = "tests.integration.stream_app:app"
+
+DEMO_ENV = {
+    "DEMO_AGENT_TOKEN_DELAY": "0.005",
+    "DEMO_AGENT_SLOW_TOKEN_DELAY": "0.08",
+    "DEMO_CRAWL_STEP_DELAY": "0.03",
+}
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., ServerProcess]]:
+    """Start a server with extra env; stopped at the end of the test."""
+    servers: list[ServerProcess] = []
+
+    def start(app: str = STREAM_APP, **env: str) -> ServerProcess:
+        server = ServerProcess(app, env)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_server() -> Iterator[ServerProcess]:
+    server = ServerProcess(DEMO_APP, DEMO_ENV)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def stream_server() -> Iterator[ServerProcess]:
+    server = ServerProcess(STREAM_APP, {"SESSIONSTREAM_HISTORY_MAX_EVENTS": "64"})
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -1,0 +1,75 @@
+"""A plain app around the library for protocol tests; configured by ``SESSIONSTREAM_*``.
+
+It adds test-only routes to publish and inspect, which a real app would not expose.
+Channels starting with ``forbidden:`` are refused by its ``authorize`` hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from sessionstream.fastapi import MessageContext, MessageError, StreamHub, StreamSession
+
+
+def authorize(session: StreamSession, channel: str) -> bool:
+    return not channel.startswith("forbidden:")
+
+
+class Publish(BaseModel):
+    channel: str
+    data: Any = None
+    event: str = "message"
+    count: int = 1
+    raw: bool = False
+
+
+def create_app(hub: StreamHub | None = None) -> FastAPI:
+    """A fresh app and hub (for servers run inside the test process)."""
+    hub = hub or StreamHub(authorize=authorize)
+    app = FastAPI()
+    app.include_router(hub.router)
+    app.state.hub = hub
+    _add_routes(app, hub)
+    return app
+
+
+def _add_routes(app: FastAPI, hub: StreamHub) -> None:
+    @app.post("/test/publish")
+    async def publish(body: Publish) -> dict[str, list[str]]:
+        # One synchronous loop: every event is queued before any sender runs.
+        ids = []
+        for index in range(body.count):
+            data = body.data if body.count == 1 else {"n": index, "data": body.data}
+            if body.raw:
+                ids.append(hub.publish(body.channel, str(data), body.event))
+            else:
+                ids.append(hub.publish(body.channel, data, body.event))
+        return {"ids": ids}
+
+    @app.get("/test/subscribers")
+    async def subscribers(channel: str) -> dict[str, int]:
+        return {"count": hub.subscriber_count(channel)}
+
+    @hub.message_handler("echo")
+    async def echo(ctx: MessageContext, message: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "echo", "payload": message.get("payload")}
+
+    @hub.message_handler("work")
+    async def work(ctx: MessageContext, message: dict[str, Any]) -> dict[str, Any]:
+        async with ctx.processing():
+            await asyncio.sleep(float(message.get("seconds", 0.5)))
+            ctx.send_personal({"done": True}, event="work.done")
+        return {"type": "work.finished"}
+
+    @hub.message_handler("explode")
+    async def explode(ctx: MessageContext, message: dict[str, Any]) -> None:
+        if message.get("expected"):
+            raise MessageError("exploded", "asked to fail")
+        raise RuntimeError("internal detail that must not reach the client")
+
+
+app = create_app()

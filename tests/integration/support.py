@@ -1,0 +1,415 @@
+"""Real servers and real clients for the integration tests.
+
+``ServerProcess`` runs uvicorn in a subprocess on a loopback socket it inherits (no port
+race) and always stops it. ``SSEClient`` reads a stream with httpx and parses it (comments
+included, which EventSource hides); ``WSClient`` speaks the JSON protocol with
+``websockets``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pythonpath() -> str:
+    # The server imports the same sessionstream as the tests (installed or source tree).
+    import sessionstream
+
+    parts = [str(ROOT), str(Path(sessionstream.__file__).resolve().parent.parent)]
+    existing = os.environ.get("PYTHONPATH")
+    if existing:
+        parts.append(existing)
+    return os.pathsep.join(parts)
+
+
+class ServerProcess:
+    """``python -m uvicorn <app>`` on 127.0.0.1 with extra environment variables."""
+
+    def __init__(self, app: str, env: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)
+        self.port: int = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self._log = tempfile.NamedTemporaryFile(
+            "w+b", prefix="uvicorn-", suffix=".log", delete=False
+        )  # noqa: SIM115
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        fd = self.sock.fileno()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                self.app,
+                "--fd",
+                str(fd),
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "15",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            pass_fds=[fd],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")
+
+    def terminate(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the server whatever its state; idempotent."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+        finally:
+            self.sock.close()
+            self._log.close()
+            with_path = Path(self._log.name)
+            if with_path.exists():
+                with_path.unlink()
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/health", timeout=5.0).json()
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+
+async def get_health(base_url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        response = await client.get(base_url + "/health")
+        return response.json()
+
+
+async def publish(
+    server: ServerProcess, channel: str, data: object = None, **kw: object
+) -> list[str]:
+    """Publish through the stream test app's ``/test/publish``; returns the event ids."""
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        response = await client.post(
+            server.url + "/test/publish", json={"channel": channel, "data": data, **kw}
+        )
+        response.raise_for_status()
+        return response.json()["ids"]
+
+
+async def subscribers(server: ServerProcess, channel: str) -> int:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        response = await client.get(server.url + "/test/subscribers", params={"channel": channel})
+        return response.json()["count"]
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Await ``check()`` (sync or async) until it returns a truthy value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or check}; last={last!r}")
+
+
+def health_key(sid: str) -> str:
+    """How /health names a session by default (a digest, never the id itself)."""
+    return "h:" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+
+def session_id(tag: str) -> str:
+    """A valid, unique session id that says which test made it."""
+    return f"{tag}-{os.urandom(6).hex()}"[:128]
+
+
+# -- SSE -------------------------------------------------------------------
+
+
+@dataclass
+class SSEEvent:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+    comment: str | None = None
+    anchor: bool = False
+    """An id-only block: not an event, it only moves the last event id."""
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+@dataclass
+class SSEClient:
+    """One SSE stream read with httpx; use ``async with SSEClient(...) as stream``."""
+
+    base_url: str
+    channels: Iterable[str] = ()
+    session_id: str | None = None
+    last_event_id: str | None = None
+    last_event_id_query: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    path: str = "/stream/sse"
+    timeout: float = 10.0
+
+    status_code: int = 0
+    response_headers: httpx.Headers | None = None
+    events: list[SSEEvent] = field(default_factory=list)
+    welcome: dict[str, Any] | None = None
+    last_event_id_seen: str | None = None
+    """What a browser's EventSource would send as Last-Event-ID on its next reconnect."""
+
+    async def __aenter__(self) -> SSEClient:
+        params: list[tuple[str, str]] = [("channel", c) for c in self.channels]
+        if self.session_id:
+            params.append(("session_id", self.session_id))
+        if self.last_event_id_query:
+            params.append(("last_event_id", self.last_event_id_query))
+        headers = dict(self.headers)
+        if self.last_event_id:
+            headers["Last-Event-ID"] = self.last_event_id
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, read=None))
+        self._cm = self._client.stream(
+            "GET", self.base_url + self.path, params=params, headers=headers
+        )
+        self.response = await self._cm.__aenter__()
+        self.status_code = self.response.status_code
+        self.response_headers = self.response.headers
+        self._iter = self._parse(self.response.aiter_lines())
+        if self.status_code == 200:
+            first = await self.next(include_comments=False)
+            assert first.event == "welcome", first
+            self.welcome = first.json()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if getattr(self, "_cm", None) is not None:
+            try:
+                await self._cm.__aexit__(None, None, None)
+            finally:
+                self._cm = None
+                await self._client.aclose()
+
+    async def body_json(self) -> Any:
+        await self.response.aread()
+        return self.response.json()
+
+    @staticmethod
+    async def _parse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
+        # As the EventSource spec says: a block without data is not an event, but its
+        # id field still moves the last event id.
+        current = SSEEvent()
+        has_data = False
+        async for line in lines:
+            if line == "":
+                if has_data:
+                    current.data = current.data[:-1]
+                    yield current
+                elif current.id is not None:
+                    yield SSEEvent(event="", id=current.id, anchor=True)
+                current = SSEEvent()
+                has_data = False
+                continue
+            if line.startswith(":"):
+                yield SSEEvent(event="", comment=line[1:].strip())
+                continue
+            name, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if name == "data":
+                current.data += value + "\n"
+                has_data = True
+            elif name == "event":
+                current.event = value
+            elif name == "id":
+                current.id = value
+            elif name == "retry":
+                current.retry = int(value)
+
+    async def next(self, timeout: float = 5.0, *, include_comments: bool = False) -> SSEEvent:
+        while True:
+            event = await asyncio.wait_for(self._iter.__anext__(), timeout)
+            if event.id is not None:
+                self.last_event_id_seen = event.id
+            if event.anchor or (event.comment is not None and not include_comments):
+                continue
+            self.events.append(event)
+            return event
+
+    async def next_of(self, event_name: str, timeout: float = 5.0) -> SSEEvent:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = await self.next(max(0.01, deadline - time.monotonic()))
+            if event.event == event_name:
+                return event
+
+    async def collect(self, count: int, timeout: float = 5.0) -> list[SSEEvent]:
+        return [await self.next(timeout) for _ in range(count)]
+
+    async def expect_end(self, timeout: float = 5.0) -> list[SSEEvent]:
+        """Read until the server ends the stream; return what arrived."""
+        seen: list[SSEEvent] = []
+        try:
+            while True:
+                seen.append(await self.next(timeout))
+        except StopAsyncIteration:
+            return seen
+
+
+# -- WebSocket -------------------------------------------------------------
+
+
+class WSClient:
+    """A WebSocket stream; collects server frames (JSON arrays) into a message queue."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.frames: list[list[dict[str, Any]]] = []
+        self.buffer: list[dict[str, Any]] = []
+        self.welcome: dict[str, Any] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        base_ws_url: str,
+        *,
+        channels: Iterable[str] = (),
+        session_id: str | None = None,
+        last_event_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        expect_welcome: bool = True,
+        path: str = "/stream/ws",
+        max_size: int | None = 2**24,
+    ) -> WSClient:
+        params = [("channel", c) for c in channels]
+        if session_id:
+            params.append(("session_id", session_id))
+        if last_event_id:
+            params.append(("last_event_id", last_event_id))
+        query = str(httpx.QueryParams(params))
+        url = base_ws_url + path + (f"?{query}" if query else "")
+        connection = await connect(
+            url, additional_headers=headers, max_size=max_size, open_timeout=10, ping_interval=None
+        )
+        client = cls(connection)
+        if expect_welcome:
+            welcome = await client.next(lambda m: m["type"] == "welcome")
+            client.welcome = welcome
+        return client
+
+    async def __aenter__(self) -> WSClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, code: int = 1000) -> None:
+        await self.connection.close(code)
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        await self.connection.send(message if isinstance(message, str) else json.dumps(message))
+
+    async def recv_frame(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        raw = await asyncio.wait_for(self.connection.recv(), timeout)
+        frame = json.loads(raw)
+        assert isinstance(frame, list), f"server frames are JSON arrays, got {raw[:200]!r}"
+        self.frames.append(frame)
+        return frame
+
+    async def next(
+        self, predicate: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """The first buffered or arriving message matching ``predicate``; messages that do
+        not match stay buffered for later calls."""
+        deadline = time.monotonic() + timeout
+        scanned = 0
+        while True:
+            for index in range(scanned, len(self.buffer)):
+                if predicate is None or predicate(self.buffer[index]):
+                    return self.buffer.pop(index)
+            scanned = len(self.buffer)
+            self.buffer.extend(await self.recv_frame(max(0.01, deadline - time.monotonic())))
+
+    async def next_type(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        return await self.next(lambda m: m["type"] == kind, timeout)
+
+    async def next_event(self, event: str, timeout: float = 5.0) -> dict[str, Any]:
+        return await self.next(lambda m: m["type"] == "event" and m["event"] == event, timeout)
+
+    async def until_closed(
+        self, timeout: float = 5.0
+    ) -> tuple[int | None, str, list[dict[str, Any]]]:
+        """Read until the server closes; return (code, reason, messages seen meanwhile)."""
+        seen: list[dict[str, Any]] = list(self.buffer)
+        self.buffer.clear()
+        try:
+            while True:
+                seen.extend(await self.recv_frame(timeout))
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            return (rcvd.code if rcvd else None), (rcvd.reason if rcvd else ""), seen

@@ -1,0 +1,163 @@
+"""Bad input gets a clear error frame or 4xx, and leaves the server's state consistent."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from .support import ServerProcess, SSEClient, WSClient, get_health, session_id, subscribers
+
+BAD_SESSION_IDS = ["short", "has space in it", "semi;colon-12345", "x" * 200, "session:abc12345"]
+
+
+async def _baseline(server: ServerProcess) -> int:
+    return (await get_health(server.url))["websocket_metrics"]["active_connections"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bad", BAD_SESSION_IDS)
+async def test_malformed_session_id_is_refused_over_sse(
+    stream_server: ServerProcess, bad: str
+) -> None:
+    before = await _baseline(stream_server)
+    for how in ("query", "header", "cookie"):
+        kwargs: dict[str, object] = {}
+        if how == "query":
+            kwargs["session_id"] = bad
+        elif how == "header":
+            kwargs["headers"] = {"X-Session-ID": bad}
+        else:
+            kwargs["headers"] = {"Cookie": f"sessionstream_sid={bad}"}
+        async with SSEClient(stream_server.url, ["x"], **kwargs) as refused:  # type: ignore[arg-type]
+            assert refused.status_code == 400, how
+            body = await refused.body_json()
+            assert body["error"] == "invalid_session_id"
+            assert how in body["detail"] and "8-128" in body["detail"]
+    assert await _baseline(stream_server) == before
+
+
+@pytest.mark.asyncio
+async def test_malformed_session_id_closes_websocket_with_policy_code(
+    stream_server: ServerProcess,
+) -> None:
+    ws = await WSClient.open(stream_server.ws_url, session_id="bad id!", expect_welcome=False)
+    code, reason, _ = await ws.until_closed()
+    assert code == 1008 and reason.startswith("invalid_session_id")
+
+
+@pytest.mark.asyncio
+async def test_malformed_session_id_on_session_routes(stream_server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=stream_server.url, timeout=5.0) as client:
+        for method, path in [
+            ("GET", "/stream/session"),
+            ("POST", "/stream/session/cleanup"),
+            ("POST", "/stream/session/disconnect?channel=x"),
+        ]:
+            response = await client.request(method, path, headers={"X-Session-ID": "nope"})
+            assert response.status_code == 400
+            assert response.json()["error"] == "invalid_session_id"
+
+
+@pytest.mark.asyncio
+async def test_another_sessions_private_channel_is_forbidden(stream_server: ServerProcess) -> None:
+    victim, attacker = session_id("victim"), session_id("attacker")
+    async with SSEClient(stream_server.url, session_id=victim) as victim_stream:
+        assert victim_stream.status_code == 200
+        async with SSEClient(
+            stream_server.url, [f"session:{victim}"], session_id=attacker
+        ) as refused:
+            assert refused.status_code == 403
+            body = await refused.body_json()
+            assert body["error"] == "forbidden_channel"
+            assert body["channel"] == f"session:{victim}"
+
+        ws = await WSClient.open(
+            stream_server.ws_url,
+            channels=[f"session:{victim}"],
+            session_id=attacker,
+            expect_welcome=False,
+        )
+        code, reason, _ = await ws.until_closed()
+        assert code == 1008 and reason == f"forbidden_channel: session:{victim}"
+
+        async with await WSClient.open(stream_server.ws_url, session_id=attacker) as ws:
+            await ws.send({"type": "subscribe", "channels": ["ok", f"session:{victim}"], "ref": 9})
+            error = await ws.next_type("error")
+            assert error["error"] == "forbidden_channel" and error["ref"] == 9
+            # All or nothing: the allowed channel of the refused request was not added either.
+            assert await subscribers(stream_server, "ok") == 0
+            assert await subscribers(stream_server, f"session:{victim}") == 1  # the victim only
+
+
+@pytest.mark.asyncio
+async def test_authorize_hook_refusal(stream_server: ServerProcess) -> None:
+    async with SSEClient(stream_server.url, ["forbidden:secrets"]) as refused:
+        assert refused.status_code == 403
+        assert "not authorized" in (await refused.body_json())["detail"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("channel", ["has space", "", "x" * 300, "tab\there"])
+async def test_invalid_channel_names(stream_server: ServerProcess, channel: str) -> None:
+    async with SSEClient(stream_server.url, [channel]) as refused:
+        assert refused.status_code == 400
+        assert (await refused.body_json())["error"] == "invalid_channel"
+    async with await WSClient.open(stream_server.ws_url) as ws:
+        await ws.send({"type": "subscribe", "channels": [channel]})
+        assert (await ws.next_type("error"))["error"] == "invalid_channel"
+
+
+@pytest.mark.asyncio
+async def test_bad_websocket_messages_get_error_frames_and_the_socket_survives(
+    stream_server: ServerProcess,
+) -> None:
+    before = await _baseline(stream_server)
+    channel = f"survivor-{session_id('s')}"
+    async with await WSClient.open(stream_server.ws_url, channels=[channel]) as ws:
+        cases = [
+            ("{not json", "invalid_json"),
+            ("[1, 2, 3]", "invalid_message"),
+            (json.dumps({"no": "type"}), "invalid_message"),
+            (json.dumps({"type": 42}), "invalid_message"),
+            (json.dumps({"type": "teleport"}), "unknown_type"),
+            (json.dumps({"type": "subscribe", "channels": "not-a-list"}), "invalid_message"),
+            (json.dumps({"type": "subscribe", "channels": [1, 2]}), "invalid_message"),
+            (json.dumps({"type": "unsubscribe"}), "invalid_message"),
+            ("x" * 70_000, "message_too_large"),
+            (json.dumps({"type": "ping", "pad": "é" * 40_000}), "message_too_large"),
+        ]
+        for raw, expected in cases:
+            await ws.send(raw)
+            error = await ws.next_type("error")
+            assert error["error"] == expected, (raw[:40], error)
+            assert error["detail"]
+        await ws.connection.send(b"\x00\x01binary")
+        assert (await ws.next_type("error"))["error"] == "binary_not_supported"
+        unknown = json.dumps({"type": "teleport"})
+        await ws.send(unknown)
+        assert "known: " in (await ws.next_type("error"))["detail"]
+        # Still the same, working connection.
+        await ws.send({"type": "ping"})
+        assert await ws.next_type("pong")
+        assert await subscribers(stream_server, channel) == 1
+    assert await _baseline(stream_server) == before
+
+
+@pytest.mark.asyncio
+async def test_private_channel_cannot_be_unsubscribed(stream_server: ServerProcess) -> None:
+    sid = session_id("keep")
+    async with await WSClient.open(stream_server.ws_url, session_id=sid) as ws:
+        await ws.send({"type": "unsubscribe", "channel": f"session:{sid}"})
+        assert (await ws.next_type("error"))["error"] == "invalid_channel"
+        assert await subscribers(stream_server, f"session:{sid}") == 1
+
+
+@pytest.mark.asyncio
+async def test_publish_endpoint_errors_are_json(stream_server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=stream_server.url, timeout=5.0) as client:
+        response = await client.post("/stream/connections/not-a-number/close")
+        assert response.status_code == 422
+        response = await client.post("/stream/session/disconnect")  # channel missing
+        assert response.status_code == 422

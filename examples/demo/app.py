@@ -36,6 +36,8 @@ from sessionstream.fastapi import (
     get_stream_session,
 )
 
+from sessionstream.kafka import KafkaSettings, KafkaStream
+
 from .agent import Agent, AgentError, ChatMessage, ScriptedAgent
 from .crawl import CrawlLimitError, CrawlRegistry
 
@@ -56,6 +58,24 @@ def demo_config() -> StreamConfig:
 
 
 Session = Annotated[StreamSession, Depends(get_stream_session)]
+
+KAFKA_DOMAINS = ("party", "deposits")
+
+
+def demo_kafka_settings() -> KafkaSettings:
+    """Kafka is on when ``SESSIONSTREAM_KAFKA_BOOTSTRAP_SERVERS`` (or an Event Hubs string)
+    is set: the domains stream to every session from one node consumer (channel per topic),
+    and the seed-000 per-session mode is available at ``/kafka/events/{domain}/connect``."""
+    env_prefix = "SESSIONSTREAM_KAFKA_"
+    defaults: dict[str, Any] = {
+        "mode": "both",
+        "topics": KAFKA_DOMAINS,
+        "channel": "{topic}",
+        "domains": {domain: domain for domain in KAFKA_DOMAINS},
+    }
+    return KafkaSettings.from_env(
+        **{k: v for k, v in defaults.items() if f"{env_prefix}{k.upper()}" not in os.environ}
+    )
 
 
 class CrawlRequest(BaseModel):
@@ -83,8 +103,11 @@ def create_app(
     busy_sessions: set[str] = set()
     recent_lifecycle: deque[dict[str, Any]] = deque(maxlen=20)
 
+    kafka = KafkaStream(hub, demo_kafka_settings())
+    kafka_channels = set(kafka.settings.node_topics) if kafka.settings.configured else set()
+
     def authorize(session: StreamSession, channel: str) -> bool:
-        if channel == DASHBOARD_CHANNEL:
+        if channel == DASHBOARD_CHANNEL or channel in kafka_channels:
             return True
         return crawls.owns_channel(session.id, channel)
 
@@ -189,6 +212,9 @@ def create_app(
 
     app = FastAPI(title="sessionstream demo", lifespan=lifespan)
     app.include_router(hub.router)
+    if kafka.settings.configured:
+        app.include_router(kafka.router)  # after the hub's: Kafka starts after it, stops first
+    app.state.kafka = kafka
     app.state.crawls = crawls
     app.state.hub = hub
 

@@ -305,6 +305,11 @@ class KafkaStream:
         self.sink: _core.KafkaSink | None = None
         self._pump: asyncio.Task[None] | None = None
         self.router: APIRouter = self._build_router()
+        if self.settings.configured:
+            # One /health covers the pipeline: an unreachable broker degrades it too.
+            hub.add_health_section(
+                "kafka", lambda: self.health(session_ids=hub.config.health_session_ids)
+            )
 
     # -- lifecycle -------------------------------------------------------------
 

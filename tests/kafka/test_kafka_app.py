@@ -41,6 +41,11 @@ async def kafka_health(server: ServerProcess) -> dict:
         return (await client.get(server.url + "/kafka/health")).json()
 
 
+async def app_health(server: ServerProcess) -> dict:
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        return (await client.get(server.url + "/health")).json()
+
+
 def produce(sink: ss.KafkaSink, topic: str, key: str | None, *items: dict) -> None:
     for item in items:
         sink.produce(topic, json.dumps(item), key=key)
@@ -239,6 +244,11 @@ async def test_broker_restart_while_streaming_recovers_without_loss_or_duplicate
             return health["status"] == "degraded" and "broker unreachable" in str(health["reasons"])
 
         await eventually(degraded, timeout=30, what="health to report the broker down")
+        # The app's one /health carries Kafka's section and its degraded status.
+        overall = await app_health(server)
+        assert overall["status"] == "degraded"
+        assert any(r.startswith("kafka: ") for r in overall["reasons"]), overall["reasons"]
+        assert overall["kafka"]["status"] == "degraded"
         # Produced while the broker is down: queued by the producer, delivered later.
         for n in range(5, 10):
             producer.produce(topic, json.dumps({"n": n}), key="k")
@@ -259,6 +269,7 @@ async def test_broker_restart_while_streaming_recovers_without_loss_or_duplicate
             return (await kafka_health(server))["status"] == "healthy"
 
         await eventually(healthy, timeout=30, what="health to recover")
+        assert (await app_health(server))["kafka"]["status"] == "healthy"
         with pytest.raises(asyncio.TimeoutError):
             await events(steady, 1, 1.0)  # and nothing twice
     assert (await kafka_health(server))["source"]["duplicates"] >= 0

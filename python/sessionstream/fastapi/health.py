@@ -67,6 +67,15 @@ def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
     if incidents["errors"] > 0:
         reasons.append(f"{incidents['errors']:.0f} error(s) {window}")
 
+    sections: dict[str, Any] = {}
+    for name, section in hub.health_sections().items():
+        try:
+            sections[name] = section()
+        except Exception as exc:  # a broken section reports itself, never breaks /health
+            sections[name] = {"status": "degraded", "reasons": [f"health check failed: {exc!r}"]}
+        if sections[name].get("status") == "degraded":
+            reasons.extend(f"{name}: {reason}" for reason in sections[name].get("reasons", []))
+
     uptime = float(manager_metrics["uptime_seconds"])
     sessions = hub.manager.sessions()
     listed: dict[str, Any] = {}
@@ -134,6 +143,7 @@ def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
         "sessions": listed,
         "sessions_listed": len(listed),
         "process": {"pid": os.getpid(), "open_fds": _open_fds(), "asyncio_tasks": tasks},
+        **sections,
     }
     return 200, document
 

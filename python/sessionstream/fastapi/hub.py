@@ -53,6 +53,7 @@ logger = logging.getLogger("sessionstream")
 
 Authorizer = Callable[[StreamSession, str], "bool | Awaitable[bool]"]
 LifecycleListener = Callable[[LifecycleEvent], None]
+HealthSection = Callable[[], dict[str, Any]]
 Publishable = (
     dict[str, Any] | list[Any] | str | bytes | bytearray | memoryview | int | float | bool | None
 )
@@ -138,6 +139,7 @@ class StreamHub:
         """
         self.config: StreamConfig = config if config is not None else StreamConfig.from_env()
         self.authorize: Authorizer | None = authorize
+        self._health_sections: dict[str, HealthSection] = {}
         self._handlers: dict[str, MessageHandler] = {}
         self._lifecycle_listeners: list[LifecycleListener] = []
         self._state: HubState = "stopped"
@@ -276,6 +278,18 @@ class StreamHub:
     @property
     def message_types(self) -> list[str]:
         return sorted(RESERVED_TYPES - {"pong"} | set(self._handlers))
+
+    def add_health_section(self, name: str, section: HealthSection) -> None:
+        """Include ``section()`` in ``GET /health`` under ``name``.
+
+        The section returns a dict with ``status`` and ``reasons``; a ``degraded`` status
+        makes the whole document degraded, its reasons prefixed with ``name``. Sources
+        such as Kafka register here so one health check covers the whole pipeline.
+        """
+        self._health_sections[name] = section
+
+    def health_sections(self) -> dict[str, HealthSection]:
+        return dict(self._health_sections)
 
     def on_lifecycle(self, listener: LifecycleListener) -> LifecycleListener:
         """Register ``listener(event)`` for connected / disconnected / swapped / replaced /

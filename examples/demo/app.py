@@ -35,7 +35,6 @@ from sessionstream.fastapi import (
     StreamSession,
     get_stream_session,
 )
-
 from sessionstream.kafka import KafkaSettings, KafkaStream
 
 from .agent import Agent, AgentError, ChatMessage, ScriptedAgent

@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
+#include "conversions.hpp"
 #include "sessionstream/connection_manager.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/session_id.hpp"
@@ -33,13 +34,6 @@ OverflowPolicy parse_overflow(std::string_view text) {
   if (text == "drop_oldest") return OverflowPolicy::drop_oldest;
   throw InvalidArgument("overflow policy '" + std::string{text.substr(0, 64)} +
                         "' is invalid: use disconnect or drop_oldest");
-}
-
-std::size_t positive(long long value, const char* name) {
-  if (value <= 0) {
-    throw InvalidArgument(std::string{name} + " must be positive, got " + std::to_string(value));
-  }
-  return static_cast<std::size_t>(value);
 }
 
 double unix_seconds(std::chrono::system_clock::time_point t) {

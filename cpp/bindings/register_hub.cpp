@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
+#include "conversions.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/hub.hpp"
 #include "sessionstream/lifecycle.hpp"
@@ -9,25 +10,6 @@
 namespace py = pybind11;
 
 namespace sessionstream::bindings {
-
-namespace {
-
-std::chrono::milliseconds to_millis(double seconds, const char* name) {
-  if (!(seconds > 0)) {
-    throw InvalidArgument(std::string{name} + " must be a positive number of seconds, got " +
-                          std::to_string(seconds));
-  }
-  return std::chrono::milliseconds{static_cast<std::int64_t>(seconds * 1000.0)};
-}
-
-std::size_t to_size(long long value, const char* name) {
-  if (value <= 0) {
-    throw InvalidArgument(std::string{name} + " must be positive, got " + std::to_string(value));
-  }
-  return static_cast<std::size_t>(value);
-}
-
-}  // namespace
 
 void register_hub(py::module_& m) {
   py::class_<Notifier, std::shared_ptr<Notifier>>(m, "Notifier")
@@ -51,13 +33,13 @@ void register_hub(py::module_& m) {
                        long long max_event_bytes, std::uint64_t epoch,
                        long long lifecycle_capacity) {
              HubConfig config;
-             config.history.max_events = to_size(history_max_events, "history_max_events");
-             config.history.max_age = to_millis(history_max_age, "history_max_age");
-             config.max_event_bytes = to_size(max_event_bytes, "max_event_bytes");
+             config.history.max_events = positive(history_max_events, "history_max_events");
+             config.history.max_age = positive_seconds(history_max_age, "history_max_age");
+             config.max_event_bytes = positive(max_event_bytes, "max_event_bytes");
              config.epoch = epoch;
              return std::make_unique<Hub>(
                  config, std::make_shared<LifecycleQueue>(
-                             to_size(lifecycle_capacity, "lifecycle_capacity")));
+                             positive(lifecycle_capacity, "lifecycle_capacity")));
            }),
            py::kw_only(), py::arg("history_max_events") = 1024,
            py::arg("history_max_age") = 300.0, py::arg("max_event_bytes") = 1 << 20,

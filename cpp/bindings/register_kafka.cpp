@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
+#include "conversions.hpp"
 
 #ifndef SESSIONSTREAM_NO_KAFKA
 
@@ -27,21 +28,6 @@ using kafka::Properties;
 
 PyObject* g_kafka_error = nullptr;
 PyObject* g_pool_full = nullptr;
-
-std::chrono::milliseconds seconds_arg(double seconds, const char* name) {
-  if (!(seconds > 0)) {
-    throw InvalidArgument(std::string{name} + " must be a positive number of seconds, got " +
-                          std::to_string(seconds));
-  }
-  return std::chrono::milliseconds{static_cast<std::int64_t>(seconds * 1000.0)};
-}
-
-std::size_t positive(long long value, const char* name) {
-  if (value <= 0) {
-    throw InvalidArgument(std::string{name} + " must be positive, got " + std::to_string(value));
-  }
-  return static_cast<std::size_t>(value);
-}
 
 std::string property_text(const py::handle& value) {
   if (py::isinstance<py::bool_>(value)) return value.cast<bool>() ? "true" : "false";
@@ -275,8 +261,8 @@ void register_kafka(py::module_& m) {
              config.start = parse_start(start);
              config.replay_max_events = positive(replay_max_events, "replay_max_events");
              config.replay_max_channels = positive(replay_max_channels, "replay_max_channels");
-             config.replay_timeout = seconds_arg(replay_timeout, "replay_timeout");
-             config.poll_timeout = seconds_arg(poll_timeout, "poll_timeout");
+             config.replay_timeout = positive_seconds(replay_timeout, "replay_timeout");
+             config.poll_timeout = positive_seconds(poll_timeout, "poll_timeout");
              return std::make_unique<kafka::KafkaSource>(hub, std::move(config));
            }),
            py::arg("hub"), py::kw_only(), py::arg("properties"), py::arg("topics"),
@@ -292,7 +278,7 @@ void register_kafka(py::module_& m) {
       .def(
           "wait_ready",
           [](const kafka::KafkaSource& s, double timeout) {
-            const auto ms = seconds_arg(timeout, "timeout");
+            const auto ms = positive_seconds(timeout, "timeout");
             py::gil_scoped_release release;
             return s.wait_ready(ms);
           },
@@ -325,8 +311,8 @@ void register_kafka(py::module_& m) {
              config.group_prefix = std::move(group_prefix);
              config.start = parse_start(start);
              config.max_consumers = positive(max_consumers, "max_consumers");
-             config.idle_timeout = seconds_arg(idle_timeout, "idle_timeout");
-             config.sweep_interval = seconds_arg(sweep_interval, "sweep_interval");
+             config.idle_timeout = positive_seconds(idle_timeout, "idle_timeout");
+             config.sweep_interval = positive_seconds(sweep_interval, "sweep_interval");
              config.delete_groups = delete_groups;
              return std::make_unique<kafka::KafkaSessionPool>(hub, std::move(config));
            }),
@@ -361,7 +347,7 @@ void register_kafka(py::module_& m) {
           "wait_assigned",
           [](const kafka::KafkaSessionPool& p, const std::string& session_id,
              const std::string& domain, double timeout) {
-            const auto ms = seconds_arg(timeout, "timeout");
+            const auto ms = positive_seconds(timeout, "timeout");
             py::gil_scoped_release release;
             return p.wait_assigned(session_id, domain, ms);
           },
@@ -369,7 +355,7 @@ void register_kafka(py::module_& m) {
       .def(
           "wait_closed",
           [](const kafka::KafkaSessionPool& p, double timeout) {
-            const auto ms = seconds_arg(timeout, "timeout");
+            const auto ms = positive_seconds(timeout, "timeout");
             py::gil_scoped_release release;
             return p.wait_closed(ms);
           },
@@ -390,7 +376,7 @@ void register_kafka(py::module_& m) {
       .def(py::init([](const py::object& properties, double queue_full_timeout) {
              kafka::KafkaSinkConfig config;
              config.properties = to_properties(properties);
-             config.queue_full_timeout = seconds_arg(queue_full_timeout, "queue_full_timeout");
+             config.queue_full_timeout = positive_seconds(queue_full_timeout, "queue_full_timeout");
              return std::make_unique<kafka::KafkaSink>(std::move(config));
            }),
            py::kw_only(), py::arg("properties"), py::arg("queue_full_timeout") = 1.0)
@@ -448,7 +434,7 @@ void register_kafka(py::module_& m) {
           [](kafka::KafkaAdmin& a, double timeout) {
             std::vector<kafka::GroupInfo> groups;
             {
-              const auto ms = seconds_arg(timeout, "timeout");
+              const auto ms = positive_seconds(timeout, "timeout");
               py::gil_scoped_release release;
               groups = a.list_groups(ms);
             }
@@ -462,7 +448,7 @@ void register_kafka(py::module_& m) {
           [](kafka::KafkaAdmin& a, const std::string& group, double timeout) -> py::object {
             std::optional<kafka::GroupInfo> info;
             {
-              const auto ms = seconds_arg(timeout, "timeout");
+              const auto ms = positive_seconds(timeout, "timeout");
               py::gil_scoped_release release;
               info = a.describe_group(group, ms);
             }
@@ -475,7 +461,7 @@ void register_kafka(py::module_& m) {
           [](kafka::KafkaAdmin& a, const std::vector<std::string>& groups, double timeout) {
             std::vector<std::pair<std::string, std::string>> results;
             {
-              const auto ms = seconds_arg(timeout, "timeout");
+              const auto ms = positive_seconds(timeout, "timeout");
               py::gil_scoped_release release;
               results = a.delete_groups(groups, ms);
             }
@@ -487,7 +473,7 @@ void register_kafka(py::module_& m) {
       .def(
           "create_topic",
           [](kafka::KafkaAdmin& a, const std::string& topic, int partitions, double timeout) {
-            const auto ms = seconds_arg(timeout, "timeout");
+            const auto ms = positive_seconds(timeout, "timeout");
             py::gil_scoped_release release;
             a.create_topic(topic, partitions, ms);
           },
@@ -495,7 +481,7 @@ void register_kafka(py::module_& m) {
       .def(
           "partitions",
           [](kafka::KafkaAdmin& a, const std::string& topic, double timeout) {
-            const auto ms = seconds_arg(timeout, "timeout");
+            const auto ms = positive_seconds(timeout, "timeout");
             py::gil_scoped_release release;
             return a.partitions(topic, ms);
           },
@@ -503,7 +489,7 @@ void register_kafka(py::module_& m) {
       .def(
           "reachable",
           [](kafka::KafkaAdmin& a, double timeout) {
-            const auto ms = seconds_arg(timeout, "timeout");
+            const auto ms = positive_seconds(timeout, "timeout");
             py::gil_scoped_release release;
             return a.reachable(ms);
           },

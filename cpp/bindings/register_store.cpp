@@ -1,29 +1,13 @@
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
+#include "conversions.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/session_store.hpp"
 
 namespace py = pybind11;
 
 namespace sessionstream::bindings {
-
-namespace {
-std::chrono::milliseconds seconds_to_millis(double seconds, const char* name) {
-  if (!(seconds > 0)) {
-    throw InvalidArgument(std::string{name} + " must be a positive number of seconds, got " +
-                          std::to_string(seconds));
-  }
-  return std::chrono::milliseconds{static_cast<std::int64_t>(seconds * 1000.0)};
-}
-
-std::size_t positive(long long value, const char* name) {
-  if (value <= 0) {
-    throw InvalidArgument(std::string{name} + " must be positive, got " + std::to_string(value));
-  }
-  return static_cast<std::size_t>(value);
-}
-}  // namespace
 
 void register_store(py::module_& m) {
   using Store = MemorySessionStore;
@@ -32,8 +16,8 @@ void register_store(py::module_& m) {
       .def(py::init([](double idle_timeout, double sweep_interval, long long max_history_entries,
                        long long max_value_bytes) {
              SessionStoreConfig config;
-             config.idle_timeout = seconds_to_millis(idle_timeout, "idle_timeout");
-             config.sweep_interval = seconds_to_millis(sweep_interval, "sweep_interval");
+             config.idle_timeout = positive_seconds(idle_timeout, "idle_timeout");
+             config.sweep_interval = positive_seconds(sweep_interval, "sweep_interval");
              config.max_history_entries = positive(max_history_entries, "max_history_entries");
              config.max_value_bytes = positive(max_value_bytes, "max_value_bytes");
              return std::make_unique<Store>(config);

@@ -14,10 +14,14 @@ namespace {
 
 const char* to_string(ResumeOutcome outcome) {
   switch (outcome) {
-    case ResumeOutcome::live: return "live";
-    case ResumeOutcome::exact: return "exact";
-    case ResumeOutcome::gap: return "gap";
-    case ResumeOutcome::reset: return "reset";
+    case ResumeOutcome::live:
+      return "live";
+    case ResumeOutcome::exact:
+      return "exact";
+    case ResumeOutcome::gap:
+      return "gap";
+    case ResumeOutcome::reset:
+      return "reset";
   }
   return "live";
 }
@@ -103,12 +107,12 @@ void register_connections(py::module_& m) {
                                                         parse_connection_policy(policy));
            }),
            py::arg("hub"), py::kw_only(), py::arg("max_connections") = 10000,
-           py::arg("max_per_ip") = 1000, py::arg("max_per_session") = 32,
-           py::arg("policy") = "all", py::keep_alive<1, 2>())
+           py::arg("max_per_ip") = 1000, py::arg("max_per_session") = 32, py::arg("policy") = "all",
+           py::keep_alive<1, 2>())
       .def(
           "open",
-          [](ConnectionManager& manager, std::string session_id,
-             std::shared_ptr<Notifier> notifier, std::string ip, std::vector<std::string> channels,
+          [](ConnectionManager& manager, std::string session_id, std::shared_ptr<Notifier> notifier,
+             std::string ip, std::vector<std::string> channels,
              std::optional<std::string> last_event_id, std::string_view framing,
              std::string_view overflow, long long mailbox_events, long long mailbox_bytes,
              std::optional<std::string_view> policy, std::string group) {
@@ -170,8 +174,8 @@ void register_connections(py::module_& m) {
              d["total_messages"] = m.total_messages;
              d["uptime_seconds"] = m.uptime_seconds;
              d["avg_messages_per_connection"] = m.avg_messages_per_connection;
-             for (const auto kind : {LimitKind::server_full, LimitKind::per_ip,
-                                     LimitKind::per_session}) {
+             for (const auto kind :
+                  {LimitKind::server_full, LimitKind::per_ip, LimitKind::per_session}) {
                d[(std::string{"rejections_"} + to_string(kind)).c_str()] =
                    m.rejections[static_cast<std::size_t>(kind)];
              }

@@ -24,8 +24,8 @@ void register_hub(py::module_& m) {
       .def_readonly("other_connection_id", &LifecycleEvent::other_connection_id)
       .def_readonly("detail", &LifecycleEvent::detail)
       .def("__repr__", [](const LifecycleEvent& e) {
-        return "<LifecycleEvent " + std::string{to_string(e.kind)} + " connection=" +
-               std::to_string(e.connection_id) + " session=" + e.session_id + ">";
+        return "<LifecycleEvent " + std::string{to_string(e.kind)} +
+               " connection=" + std::to_string(e.connection_id) + " session=" + e.session_id + ">";
       });
 
   py::class_<Hub>(m, "Hub")
@@ -37,13 +37,12 @@ void register_hub(py::module_& m) {
              config.history.max_age = positive_seconds(history_max_age, "history_max_age");
              config.max_event_bytes = positive(max_event_bytes, "max_event_bytes");
              config.epoch = epoch;
-             return std::make_unique<Hub>(
-                 config, std::make_shared<LifecycleQueue>(
-                             positive(lifecycle_capacity, "lifecycle_capacity")));
+             return std::make_unique<Hub>(config, std::make_shared<LifecycleQueue>(positive(
+                                                      lifecycle_capacity, "lifecycle_capacity")));
            }),
-           py::kw_only(), py::arg("history_max_events") = 1024,
-           py::arg("history_max_age") = 300.0, py::arg("max_event_bytes") = 1 << 20,
-           py::arg("epoch") = 0, py::arg("lifecycle_capacity") = 4096)
+           py::kw_only(), py::arg("history_max_events") = 1024, py::arg("history_max_age") = 300.0,
+           py::arg("max_event_bytes") = 1 << 20, py::arg("epoch") = 0,
+           py::arg("lifecycle_capacity") = 4096)
       .def_property_readonly("epoch", &Hub::epoch)
       .def_property_readonly("head_id", &Hub::head_id)
       .def_property_readonly("closed", &Hub::is_closed)

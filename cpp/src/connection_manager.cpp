@@ -18,9 +18,12 @@ ConnectionPolicy parse_connection_policy(std::string_view text) {
 
 const char* to_string(ConnectionPolicy policy) noexcept {
   switch (policy) {
-    case ConnectionPolicy::all: return "all";
-    case ConnectionPolicy::latest: return "latest";
-    case ConnectionPolicy::swap_after_processing: return "swap_after_processing";
+    case ConnectionPolicy::all:
+      return "all";
+    case ConnectionPolicy::latest:
+      return "latest";
+    case ConnectionPolicy::swap_after_processing:
+      return "swap_after_processing";
   }
   return "unknown";
 }
@@ -42,7 +45,9 @@ void authorize_channels(const std::vector<std::string>& channels, std::string_vi
 Connection::Connection(ConnectionManager& manager, ConnectionInfo info, SubscriberPtr subscriber)
     : manager_(manager), info_(std::move(info)), subscriber_(std::move(subscriber)) {}
 
-Connection::~Connection() { close(close_reason::client_gone); }
+Connection::~Connection() {
+  close(close_reason::client_gone);
+}
 
 ResumeOutcome Connection::subscribe(const std::vector<std::string>& channels,
                                     std::optional<std::string_view> last_event_id) {
@@ -86,7 +91,9 @@ ConnectionManager::ConnectionManager(Hub& hub, ConnectionLimits limits,
 
 ConnectionManager::~ConnectionManager() = default;
 
-void ConnectionManager::post(LifecycleEvent event) { lifecycle_->push(std::move(event)); }
+void ConnectionManager::post(LifecycleEvent event) {
+  lifecycle_->push(std::move(event));
+}
 
 ConnectionPtr ConnectionManager::open(ConnectionRequest request,
                                       std::shared_ptr<Notifier> notifier) {
@@ -135,7 +142,11 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
     }
 
     subscriber = hub_.make_subscriber(request.subscriber, std::move(notifier));
-    info = ConnectionInfo{subscriber->id(), request.session_id, request.ip, request.group, false,
+    info = ConnectionInfo{subscriber->id(),
+                          request.session_id,
+                          request.ip,
+                          request.group,
+                          false,
                           std::chrono::system_clock::now()};
 
     // Registered before anything else can happen to the session: the
@@ -170,8 +181,8 @@ void ConnectionManager::close_entry_locked(const Entry& entry, std::string_view 
   hub_.detach(entry.subscriber);
 }
 
-void ConnectionManager::apply_policy_locked(const std::string& session_id,
-                                            std::uint64_t newcomer, ConnectionPolicy policy) {
+void ConnectionManager::apply_policy_locked(const std::string& session_id, std::uint64_t newcomer,
+                                            ConnectionPolicy policy) {
   if (policy == ConnectionPolicy::all) return;
   for (const auto other : sessions_.at(session_id).connections) {
     if (other == newcomer) continue;
@@ -264,8 +275,7 @@ std::size_t ConnectionManager::disconnect_channel(std::string_view session_id,
   return count;
 }
 
-std::size_t ConnectionManager::close_session(std::string_view session_id,
-                                             std::string_view reason) {
+std::size_t ConnectionManager::close_session(std::string_view session_id, std::string_view reason) {
   std::lock_guard lock(mutex_);
   const auto session = sessions_.find(session_id);
   if (session == sessions_.end()) return 0;
@@ -291,9 +301,9 @@ ConnectionMetrics ConnectionManager::metrics() const {
   ConnectionMetrics m;
   std::lock_guard lock(mutex_);
   m.active_connections = connections_.size();
-  m.unique_browser_sessions = static_cast<std::size_t>(std::count_if(
-      sessions_.begin(), sessions_.end(),
-      [](const auto& pair) { return !pair.second.connections.empty(); }));
+  m.unique_browser_sessions = static_cast<std::size_t>(
+      std::count_if(sessions_.begin(), sessions_.end(),
+                    [](const auto& pair) { return !pair.second.connections.empty(); }));
   m.processing_connections = static_cast<std::size_t>(
       std::count_if(connections_.begin(), connections_.end(),
                     [](const auto& pair) { return pair.second.info.processing; }));

@@ -7,9 +7,9 @@ namespace sessionstream {
 
 std::string EventId::to_string() const {
   char buffer[48];
-  const int n = std::snprintf(buffer, sizeof buffer, "%llx-%llu",
-                              static_cast<unsigned long long>(epoch),
-                              static_cast<unsigned long long>(seq));
+  const int n =
+      std::snprintf(buffer, sizeof buffer, "%llx-%llu", static_cast<unsigned long long>(epoch),
+                    static_cast<unsigned long long>(seq));
   return {buffer, static_cast<std::size_t>(n)};
 }
 
@@ -34,11 +34,21 @@ void append_json_string(std::string& out, std::string_view text) {
   for (const char c : text) {
     const auto u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (u < 0x20) {
           out += "\\u00";
@@ -52,8 +62,8 @@ void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
-Event::Event(std::string channel, EventId id, std::string type, std::string data,
-             bool data_is_json, Clock::time_point timestamp)
+Event::Event(std::string channel, EventId id, std::string type, std::string data, bool data_is_json,
+             Clock::time_point timestamp)
     : channel_(std::move(channel)),
       id_(id),
       id_text_(id.to_string()),
@@ -72,8 +82,8 @@ std::shared_ptr<const Event> Event::control(std::string type, std::string json_f
 }
 
 std::shared_ptr<const Event> Event::position(std::string id) {
-  auto event = std::make_shared<Event>(std::string{}, EventId{}, std::string{}, std::string{},
-                                       true);
+  auto event =
+      std::make_shared<Event>(std::string{}, EventId{}, std::string{}, std::string{}, true);
   event->id_text_ = std::move(id);
   event->control_ = true;
   event->position_ = true;

@@ -22,9 +22,9 @@ std::uint64_t fresh_epoch() {
 }
 
 void validate_event_type(std::string_view type) {
-  if (type.empty() || type.size() > 64 ||
-      std::any_of(type.begin(), type.end(),
-                  [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7F; })) {
+  if (type.empty() || type.size() > 64 || std::any_of(type.begin(), type.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7F;
+      })) {
     throw InvalidArgument("event type '" + std::string{type.substr(0, 80)} +
                           "' is invalid: use 1-64 printable characters without spaces");
   }
@@ -94,7 +94,9 @@ EventPtr Hub::publish(std::string_view channel, std::string type, std::string da
     std::uint64_t delivered = 0;
     for (const auto& subscriber : ch.subscribers) {
       switch (subscriber->deliver(event)) {
-        case Subscriber::DeliverResult::queued: ++delivered; break;
+        case Subscriber::DeliverResult::queued:
+          ++delivered;
+          break;
         case Subscriber::DeliverResult::dropped_oldest:
           ++delivered;
           metrics_.add(metrics_.dropped);
@@ -102,7 +104,8 @@ EventPtr Hub::publish(std::string_view channel, std::string type, std::string da
         case Subscriber::DeliverResult::overflow_closed:
           overflowed.push_back(subscriber);
           break;
-        case Subscriber::DeliverResult::already_closed: break;
+        case Subscriber::DeliverResult::already_closed:
+          break;
       }
     }
     for (const auto& subscriber : overflowed) detach_locked_all(subscriber);
@@ -111,7 +114,10 @@ EventPtr Hub::publish(std::string_view channel, std::string type, std::string da
   }
   for (const auto& subscriber : overflowed) {
     metrics_.add(metrics_.slow_consumer_disconnects);
-    lifecycle_->push({LifecycleKind::slow_consumer, subscriber->id(), {}, 0,
+    lifecycle_->push({LifecycleKind::slow_consumer,
+                      subscriber->id(),
+                      {},
+                      0,
                       std::string{close_reason::slow_consumer}});
   }
   return event;
@@ -160,10 +166,17 @@ ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
     for (const auto& name : channels) attach_locked(subscriber, name);
   }
   switch (outcome) {
-    case ResumeOutcome::exact: metrics_.add(metrics_.resumes_exact); break;
-    case ResumeOutcome::gap: metrics_.add(metrics_.resumes_gap); break;
-    case ResumeOutcome::reset: metrics_.add(metrics_.resumes_reset); break;
-    case ResumeOutcome::live: break;
+    case ResumeOutcome::exact:
+      metrics_.add(metrics_.resumes_exact);
+      break;
+    case ResumeOutcome::gap:
+      metrics_.add(metrics_.resumes_gap);
+      break;
+    case ResumeOutcome::reset:
+      metrics_.add(metrics_.resumes_reset);
+      break;
+    case ResumeOutcome::live:
+      break;
   }
   return outcome;
 }
@@ -220,12 +233,11 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
   const auto reset = [&](std::string_view reason) {
     // The reset carries the head id so the client's next Last-Event-ID is
     // current: subscription starts live from exactly this point.
-    subscriber->deliver_control(Event::control(
-        "reset",
-        "\"reason\":\"" + std::string{reason} +
-            "\",\"last_event_id\":" + json_escaped(last.substr(0, 64)) + ",\"head\":\"" + head +
-            "\"",
-        head));
+    subscriber->deliver_control(
+        Event::control("reset",
+                       "\"reason\":\"" + std::string{reason} + "\",\"last_event_id\":" +
+                           json_escaped(last.substr(0, 64)) + ",\"head\":\"" + head + "\"",
+                       head));
     return ResumeOutcome::reset;
   };
   const auto id = EventId::parse(last);
@@ -271,11 +283,10 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
   std::sort(missed.begin(), missed.end(),
             [](const EventPtr& a, const EventPtr& b) { return a->id().seq < b->id().seq; });
   // Replayed copies and ring entries of one event share its seq: keep one.
-  missed.erase(std::unique(missed.begin(), missed.end(),
-                           [](const EventPtr& a, const EventPtr& b) {
-                             return a->id().seq == b->id().seq;
-                           }),
-               missed.end());
+  missed.erase(
+      std::unique(missed.begin(), missed.end(),
+                  [](const EventPtr& a, const EventPtr& b) { return a->id().seq == b->id().seq; }),
+      missed.end());
   if (!gapped.empty()) {
     std::string list;
     for (const auto& name : gapped) {

@@ -41,12 +41,18 @@ void LifecycleQueue::set_notifier(std::shared_ptr<Notifier> notifier) {
 
 const char* to_string(LifecycleKind kind) noexcept {
   switch (kind) {
-    case LifecycleKind::connected: return "connected";
-    case LifecycleKind::disconnected: return "disconnected";
-    case LifecycleKind::swapped: return "swapped";
-    case LifecycleKind::replaced: return "replaced";
-    case LifecycleKind::slow_consumer: return "slow_consumer";
-    case LifecycleKind::rejected: return "rejected";
+    case LifecycleKind::connected:
+      return "connected";
+    case LifecycleKind::disconnected:
+      return "disconnected";
+    case LifecycleKind::swapped:
+      return "swapped";
+    case LifecycleKind::replaced:
+      return "replaced";
+    case LifecycleKind::slow_consumer:
+      return "slow_consumer";
+    case LifecycleKind::rejected:
+      return "rejected";
   }
   return "unknown";
 }

@@ -6,9 +6,12 @@ namespace sessionstream {
 
 const char* to_string(LimitKind kind) noexcept {
   switch (kind) {
-    case LimitKind::server_full: return "server_full";
-    case LimitKind::per_ip: return "per_ip";
-    case LimitKind::per_session: return "per_session";
+    case LimitKind::server_full:
+      return "server_full";
+    case LimitKind::per_ip:
+      return "per_ip";
+    case LimitKind::per_session:
+      return "per_session";
   }
   return "unknown";
 }

@@ -13,7 +13,9 @@ Notifier::Notifier() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
 
-Notifier::~Notifier() { ::close(fd_); }
+Notifier::~Notifier() {
+  ::close(fd_);
+}
 
 void Notifier::signal() const noexcept {
   const std::uint64_t one = 1;

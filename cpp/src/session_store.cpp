@@ -42,8 +42,7 @@ MemorySessionStore::Session& MemorySessionStore::session_locked(std::string_view
   return it->second;
 }
 
-void MemorySessionStore::set(std::string_view session_id, std::string_view key,
-                             std::string value) {
+void MemorySessionStore::set(std::string_view session_id, std::string_view key, std::string value) {
   validate_session_id(session_id);
   if (value.size() > config_.max_value_bytes) {
     throw PayloadTooLarge("value for key '" + std::string{key.substr(0, 64)} + "' is " +
@@ -152,8 +151,8 @@ std::size_t MemorySessionStore::size() {
 std::size_t MemorySessionStore::sweep() {
   const auto cutoff = Clock::now() - config_.idle_timeout;
   std::lock_guard lock(mutex_);
-  const auto removed = std::erase_if(
-      sessions_, [&](const auto& pair) { return pair.second.last_used < cutoff; });
+  const auto removed =
+      std::erase_if(sessions_, [&](const auto& pair) { return pair.second.last_used < cutoff; });
   swept_total_ += removed;
   return removed;
 }

@@ -23,9 +23,8 @@ Subscriber::DeliverResult Subscriber::deliver(const EventPtr& event, bool bounde
   // A lone event larger than the byte bound still fits a mailbox holding no
   // events; the hub's max_event_bytes bounds that case.
   const auto over = [&] {
-    return queued_events_ > 0 &&
-           (queued_events_ + 1 > limits.max_events + replay_events_ ||
-            pending_bytes_ + cost > limits.max_bytes + replay_bytes_);
+    return queued_events_ > 0 && (queued_events_ + 1 > limits.max_events + replay_events_ ||
+                                  pending_bytes_ + cost > limits.max_bytes + replay_bytes_);
   };
   DeliverResult result = DeliverResult::queued;
   if (bounded && over()) {

@@ -532,9 +532,8 @@ TEST_F(ConnectionManagerTest, LifecycleEventsReachTheQueue) {
   // The replaced tab no longer holds a place; two live tabs under `all` fill the cap.
   const auto third_tab =
       manager.open(request("browser02", "ip", {}, ConnectionPolicy::all), notifier_);
-  EXPECT_THROW(
-      (void)manager.open(request("browser02", "ip", {}, ConnectionPolicy::all), notifier_),
-      LimitExceeded);
+  EXPECT_THROW((void)manager.open(request("browser02", "ip", {}, ConnectionPolicy::all), notifier_),
+               LimitExceeded);
 
   auto r = request("browser03", "ip", {"firehose"});
   r.subscriber.limits = MailboxLimits{1, 1 << 20};

@@ -38,8 +38,8 @@ class Event {
   // sse_id is given, and its WebSocket object has "type":<type> with the
   // given JSON object fields. json_fields is the inside of a JSON object.
   [[nodiscard]] static std::shared_ptr<const Event> control(std::string type,
-                                                             std::string json_fields,
-                                                             std::string sse_id = {});
+                                                            std::string json_fields,
+                                                            std::string sse_id = {});
 
   // Only an id: sets an SSE client's last event id without dispatching an
   // event ("id: <id>\n\n"); {"type":"position","id":...} over WebSocket.

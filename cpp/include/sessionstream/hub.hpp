@@ -20,8 +20,8 @@
 namespace sessionstream {
 
 struct HistoryLimits {
-  std::size_t max_events = 1024;                 // per channel
-  std::chrono::milliseconds max_age{300'000};    // per channel
+  std::size_t max_events = 1024;               // per channel
+  std::chrono::milliseconds max_age{300'000};  // per channel
 };
 
 struct HubConfig {
@@ -35,10 +35,10 @@ struct HubConfig {
 
 // What a resume found, reported to the subscriber as control frames too.
 enum class ResumeOutcome {
-  live,         // no last event id given
-  exact,        // every missed event replayed
-  gap,          // some missed events were no longer held; a gap frame says so
-  reset,        // the id was malformed, from another epoch or from the future
+  live,   // no last event id given
+  exact,  // every missed event replayed
+  gap,    // some missed events were no longer held; a gap frame says so
+  reset,  // the id was malformed, from another epoch or from the future
 };
 
 // Produces events a hub no longer holds in its history ring, for example by
@@ -74,8 +74,7 @@ class Hub {
   [[nodiscard]] const HubConfig& config() const noexcept { return config_; }
 
   // Throws InvalidArgument (bad channel name), PayloadTooLarge, Closed.
-  EventPtr publish(std::string_view channel, std::string type, std::string data,
-                   bool data_is_json);
+  EventPtr publish(std::string_view channel, std::string type, std::string data, bool data_is_json);
 
   // Creates a subscriber with a fresh id. Not yet attached to any channel.
   [[nodiscard]] SubscriberPtr make_subscriber(SubscriberOptions options,

@@ -14,9 +14,9 @@
 namespace sessionstream {
 
 struct SessionStoreConfig {
-  std::chrono::milliseconds idle_timeout{3'600'000};    // seed 000: 1 hour
-  std::chrono::milliseconds sweep_interval{300'000};    // seed 000: every 5 minutes
-  std::size_t max_history_entries = 1000;                // per session; oldest dropped
+  std::chrono::milliseconds idle_timeout{3'600'000};  // seed 000: 1 hour
+  std::chrono::milliseconds sweep_interval{300'000};  // seed 000: every 5 minutes
+  std::size_t max_history_entries = 1000;             // per session; oldest dropped
   std::size_t max_value_bytes = 1 << 20;
 };
 

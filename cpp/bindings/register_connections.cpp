@@ -155,10 +155,6 @@ void register_connections(py::module_& m) {
            py::call_guard<py::gil_scoped_release>())
       .def("close_session", &ConnectionManager::close_session, py::arg("session_id"),
            py::arg("reason") = "session_cleanup", py::call_guard<py::gil_scoped_release>())
-      .def("set_session_policy",
-           [](ConnectionManager& manager, std::string_view session_id, std::string_view policy) {
-             manager.set_session_policy(session_id, parse_connection_policy(policy));
-           })
       .def("record_message", &ConnectionManager::record_message)
       .def("record_error", &ConnectionManager::record_error)
       .def("metrics",

@@ -123,8 +123,7 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
     }
     const auto existing = sessions_.find(request.session_id);
     if (existing != sessions_.end()) {
-      const ConnectionPolicy policy =
-          request.policy.value_or(existing->second.policy.value_or(default_policy_));
+      const ConnectionPolicy policy = request.policy.value_or(default_policy_);
       // Connections this one is about to replace, or that are already closed
       // and only wait for their owner, do not hold a place: a reconnect under
       // latest is never refused because of the tab it replaces.
@@ -157,8 +156,7 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
     session->second.connections.push_back(info.id);
     if (!request.ip.empty()) ++per_ip_[request.ip];
     ++lifetime_;
-    const ConnectionPolicy policy =
-        request.policy.value_or(session->second.policy.value_or(default_policy_));
+    const ConnectionPolicy policy = request.policy.value_or(default_policy_);
     post({LifecycleKind::connected, info.id, request.session_id, 0, {}});
     apply_policy_locked(request.session_id, info.id, policy);
   }
@@ -287,14 +285,6 @@ std::size_t ConnectionManager::close_session(std::string_view session_id, std::s
     ++count;
   }
   return count;
-}
-
-void ConnectionManager::set_session_policy(std::string_view session_id, ConnectionPolicy policy) {
-  validate_session_id(session_id);
-  std::lock_guard lock(mutex_);
-  auto [session, created] = sessions_.try_emplace(std::string{session_id});
-  if (created) session->second.created = std::chrono::system_clock::now();
-  session->second.policy = policy;
 }
 
 ConnectionMetrics ConnectionManager::metrics() const {

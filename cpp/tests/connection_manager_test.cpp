@@ -250,19 +250,13 @@ TEST_F(ConnectionManagerTest, PolicyLatestReplacesTheOldTab) {
   EXPECT_FALSE(new_tab->subscriber()->closed());
 }
 
-TEST_F(ConnectionManagerTest, SessionAndRequestPolicyOverrideTheDefault) {
+TEST_F(ConnectionManagerTest, RequestPolicyOverridesTheDefault) {
   ConnectionManager manager{hub_, {}, ConnectionPolicy::all};
-  manager.set_session_policy("sessionA1", ConnectionPolicy::latest);
-  const auto a1 = manager.open(request("sessionA1"), notifier_);
-  const auto a2 = manager.open(request("sessionA1"), notifier_);
-  EXPECT_TRUE(a1->subscriber()->closed()) << "the session's policy was ignored";
-
   const auto b1 = manager.open(request("sessionB2"), notifier_);
   const auto b2 = manager.open(request("sessionB2", "ip", {}, ConnectionPolicy::latest), notifier_);
   EXPECT_TRUE(b1->subscriber()->closed()) << "the request's policy was ignored";
   const auto b3 = manager.open(request("sessionB2"), notifier_);
   EXPECT_FALSE(b2->subscriber()->closed()) << "the default policy is all";
-  EXPECT_THROW(manager.set_session_policy("bad id", ConnectionPolicy::all), InvalidArgument);
 }
 
 TEST_F(ConnectionManagerTest, ParseConnectionPolicy) {

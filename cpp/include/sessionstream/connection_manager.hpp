@@ -143,7 +143,6 @@ class ConnectionManager {
   std::size_t disconnect_channel(std::string_view session_id, std::string_view channel);
   std::size_t close_session(std::string_view session_id, std::string_view reason);
 
-  void set_session_policy(std::string_view session_id, ConnectionPolicy policy);
   void record_message() noexcept { total_messages_.fetch_add(1, std::memory_order_relaxed); }
   void record_error() noexcept { total_errors_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -161,7 +160,6 @@ class ConnectionManager {
 
   struct SessionState {
     std::vector<std::uint64_t> connections;  // oldest first
-    std::optional<ConnectionPolicy> policy;
     std::chrono::system_clock::time_point created;
   };
   // The manager never owns a Connection (its owner does), so a Connection's

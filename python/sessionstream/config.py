@@ -84,6 +84,10 @@ class StreamConfig:
     """Largest client message accepted; larger ones get an error frame."""
     ws_max_concurrent_handlers: int = 4
     """Application messages of one connection handled at the same time; more get ``busy``."""
+    ws_messages_per_second: float = 20.0
+    """Sustained rate of client messages per connection; faster ones get ``rate_limited``."""
+    ws_message_burst: int = 40
+    """Client messages a connection may send at once before the rate applies."""
 
     # Browser session ids
     session_header: str = "X-Session-ID"
@@ -132,6 +136,8 @@ class StreamConfig:
             "max_batch_bytes",
             "ws_max_message_bytes",
             "ws_max_concurrent_handlers",
+            "ws_messages_per_second",
+            "ws_message_burst",
             "session_max_history",
             "heartbeat_interval",
             "send_timeout",

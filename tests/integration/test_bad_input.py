@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -161,3 +162,24 @@ async def test_publish_endpoint_errors_are_json(stream_server: ServerProcess) ->
         assert response.status_code == 422
         response = await client.post("/stream/session/disconnect")  # channel missing
         assert response.status_code == 422
+
+
+@pytest.mark.asyncio
+async def test_a_flooding_websocket_client_is_rate_limited_and_then_served_again(
+    start_server,
+) -> None:
+    server = start_server(
+        SESSIONSTREAM_WS_MESSAGES_PER_SECOND="5", SESSIONSTREAM_WS_MESSAGE_BURST="3"
+    )
+    async with await WSClient.open(server.ws_url) as ws:
+        for n in range(10):
+            await ws.send({"type": "ping", "ref": n})
+        replies = [await ws.next(lambda m: m.get("type") in ("pong", "error")) for _ in range(10)]
+        pongs = [r["ref"] for r in replies if r["type"] == "pong"]
+        limited = [r for r in replies if r["type"] == "error"]
+        assert pongs == [0, 1, 2]  # the burst
+        assert {r["error"] for r in limited} == {"rate_limited"}
+        assert all(r["retry_after"] > 0 for r in limited)
+        await asyncio.sleep(0.5)  # two tokens come back
+        await ws.send({"type": "ping", "ref": "later"})
+        assert (await ws.next_type("pong"))["ref"] == "later"

@@ -40,6 +40,7 @@ from sessionstream.fastapi.messages import (
     encode_frame,
     error_frame,
 )
+from sessionstream.fastapi.rate_limit import TokenBucket
 from sessionstream.fastapi.session import (
     InvalidSessionIdError,
     StreamSession,
@@ -181,6 +182,7 @@ async def _receive_loop(
     websocket: WebSocket, hub: StreamHub, session: StreamSession, slot: Slot
 ) -> None:
     limit = hub.config.ws_max_message_bytes
+    bucket = TokenBucket(hub.config.ws_messages_per_second, hub.config.ws_message_burst)
     try:
         while True:
             message = await websocket.receive()
@@ -188,6 +190,16 @@ async def _receive_loop(
             if kind == "websocket.disconnect":
                 return
             if kind != "websocket.receive":
+                continue
+            if not bucket.take():
+                slot.post(
+                    error_frame(
+                        "rate_limited",
+                        f"more than {hub.config.ws_messages_per_second:g} messages per second"
+                        f" (burst {hub.config.ws_message_burst}); message dropped",
+                        retry_after=round(bucket.retry_after(), 3),
+                    )
+                )
                 continue
             text = message.get("text")
             if text is None:

@@ -5,7 +5,7 @@
 //   const sse = client.sse({ channels: ["news"], events: ["announcement"] });
 //   sse.on("announcement", (data, meta) => console.log(meta.id, data));
 //   sse.on("state", (state, info) => ...);   // connecting, open, busy, reconnecting,
-//                                            // replaced, closed, failed
+//                                            // offline, replaced, closed, failed
 //   sse.on("reset", (info) => ...);          // the server could not resume: reload state
 //   sse.on("gap", (info) => ...);            // some events were no longer held
 //
@@ -63,6 +63,10 @@
       this.ready = this.sessionId ? Promise.resolve(this.sessionId) : this._fetchSession();
       global.addEventListener("pagehide", () => this._onPageHide());
       global.addEventListener("pageshow", (e) => { if (e.persisted) this._onPageShow(); });
+      // When the browser loses the network the streams' sockets are dead or about to be:
+      // close them at once and reconnect, resuming, as soon as the network is back.
+      global.addEventListener("offline", () => { for (const s of this.streams) s.goOffline(); });
+      global.addEventListener("online", () => { for (const s of this.streams) s.goOnline(); });
     }
 
     _storedSessionId() {
@@ -139,8 +143,29 @@
     _schedule(delay, state, info = {}) {
       clearTimeout(this._timer);
       if (this._stopped || this._suspended) return;
+      if (global.navigator.onLine === false) {
+        // No point in retrying without a network: the "online" event reconnects.
+        this._setState("offline", { ...info, reason: "offline" });
+        return;
+      }
       this._setState(state, { ...info, retryInMs: delay });
       this._timer = setTimeout(() => this._connect(), delay);
+    }
+
+    goOffline() {
+      // Only streams that are live or trying to be; a replaced or refused one stays put.
+      if (this._stopped || this._suspended) return;
+      if (!["open", "connecting", "reconnecting", "busy"].includes(this.state)) return;
+      clearTimeout(this._timer);
+      this._teardown();
+      this.connectionId = null;
+      this._setState("offline", { reason: "offline" });
+    }
+
+    goOnline() {
+      if (this._stopped || this._suspended || this.state !== "offline") return;
+      this.backoff.reset();
+      this._connect();
     }
 
     _event(name, dataText, id, channel) {
@@ -157,18 +182,19 @@
       this.emit(kind, info);
     }
 
-    _handleClose(reason) {
+    _handleClose(reason, extra = {}) {
       this.connectionId = null;
+      const info = { ...extra, reason };
       if (reason === "replaced") {
-        this._setState("replaced", { reason, detail: "another tab of this browser took over" });
+        this._setState("replaced", { ...info, detail: "another tab of this browser took over" });
       } else if (reason === "session_cleanup" || reason === "client_gone") {
-        this._setState("closed", { reason });
+        this._setState("closed", info);
       } else if (reason === "slow_consumer") {
-        this._schedule(0, "reconnecting", { reason });
+        this._schedule(0, "reconnecting", info);
       } else if (reason === "shutdown") {
-        this._schedule(this.backoff.next(2000), "reconnecting", { reason, detail: "server restarting" });
+        this._schedule(this.backoff.next(2000), "reconnecting", { ...info, detail: "server restarting" });
       } else {
-        this._schedule(this.backoff.next(), "reconnecting", { reason });
+        this._schedule(this.backoff.next(), "reconnecting", info);
       }
     }
 
@@ -211,7 +237,9 @@
     }
 
     setChannels(channels) {
+      const same = channels.length === this.channels.length && channels.every((c) => this.channels.includes(c));
       this.channels = [...channels];
+      if (same && (this.state === "open" || this.state === "connecting")) return;
       if (!this._stopped) { this._teardown(); this._connect(); }
     }
 
@@ -274,19 +302,21 @@
       const controller = new AbortController();
       try {
         const response = await fetch(url, { signal: controller.signal, headers: { Accept: "text/event-stream" } });
-        controller.abort();
-        if (response.status === 503 || response.status === 429) {
-          const seconds = Number(response.headers.get("Retry-After") || "0");
-          let detail = "";
-          try { detail = (await response.clone().json()).error; } catch (_) { /* aborted body */ }
-          this._schedule(this.backoff.next(seconds * 1000), "busy", { status: response.status, reason: detail || "busy" });
-          return;
-        }
-        if (response.status >= 400 && response.status < 500) {
+        if (response.ok) {
+          controller.abort(); // the stream opened after all: do not keep it
+        } else {
           let body = {};
           try { body = await response.json(); } catch (_) { /* not JSON */ }
-          this._setState("failed", { status: response.status, reason: body.error, detail: body.detail });
-          return;
+          if (response.status === 503 || response.status === 429) {
+            const seconds = Number(response.headers.get("Retry-After") || "0");
+            this._schedule(this.backoff.next(seconds * 1000), "busy",
+              { status: response.status, reason: body.error || "busy", detail: body.detail });
+            return;
+          }
+          if (response.status >= 400 && response.status < 500) {
+            this._setState("failed", { status: response.status, reason: body.error, detail: body.detail });
+            return;
+          }
         }
       } catch (_) { /* network error or aborted */ }
       this._schedule(this.backoff.next(), "reconnecting", { reason: "network" });
@@ -297,7 +327,9 @@
     }
   }
 
-  const WS_CLOSE = { 1000: "normal", 1001: "shutdown", 1008: "policy", 1013: "busy",
+  // 1012 (service restart) is what some servers (uvicorn) send when they stop before the
+  // hub's own 1001 went out: the same thing for the client.
+  const WS_CLOSE = { 1000: "normal", 1001: "shutdown", 1008: "policy", 1012: "shutdown", 1013: "busy",
     4000: "replaced", 4001: "slow_consumer", 4002: "session_cleanup", 4003: "client_gone" };
 
   class WSStream extends BaseStream {
@@ -357,7 +389,7 @@
         } else if (e.code === 1008) {
           this._setState("failed", { code: e.code, reason: e.reason });
         } else {
-          this._handleClose(reason);
+          this._handleClose(reason, { code: e.code });
         }
       };
     }

@@ -1,0 +1,195 @@
+"""Fixtures of the browser suite: Chromium, the demo server, users and their tabs.
+
+* ``browser``: Debian's Chromium driven by Playwright (no browser download), headless,
+  kept off the network, one per package run; every context gets a fresh profile.
+* ``serve`` / ``demo_server``: the demo app under uvicorn on a free loopback port,
+  restartable on that port, always stopped.
+* ``new_user``: an isolated user (a browser context: its own cookies and storage, hence
+  its own browser session). ``open_tabs``: tabs of one user (pages of one context).
+* ``proxy_to``: a TCP proxy in front of a server that can cut every connection, or keep
+  the server's side open when the browser's side goes (as some proxies do).
+* ``screenshot``: saves a page under ``artifacts/browser/``.
+
+On failure every open page is saved as ``<test>-failed-<n>.png`` and the server log as
+``<test>.server.log`` in the same folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Error, Page, sync_playwright
+
+from .support import ARTIFACTS, DemoServer, DroppingProxy
+
+CHROMIUM = os.environ.get("SESSIONSTREAM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 820}
+
+# Fast enough for a quick suite, slow enough that streams are visibly in flight.
+DEMO_ENV = {
+    "DEMO_AGENT_TOKEN_DELAY": "0.01",
+    "DEMO_AGENT_SLOW_TOKEN_DELAY": "0.06",
+    "DEMO_CRAWL_STEP_DELAY": "0.05",
+}
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "rep_call", None)
+    return report is None or report.failed
+
+
+def _artifact_name(request: pytest.FixtureRequest) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_artifacts(request: pytest.FixtureRequest) -> None:
+    """Remove what an earlier run of this test left in the artifacts folder."""
+    name = _artifact_name(request)
+    for pattern in (f"{name}-*.png", f"{name}*.server.log"):
+        for path in ARTIFACTS.glob(pattern):
+            path.unlink()
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (make test installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        # launch() gives every run a fresh temporary profile (user-data dir).
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., DemoServer]]:
+    """Start a demo server with extra environment variables (``SESSIONSTREAM_*``...)."""
+    servers: list[DemoServer] = []
+
+    def start(**env: str) -> DemoServer:
+        server = DemoServer({**DEMO_ENV, **env})
+        servers.append(server)
+        try:
+            return server.start()
+        except BaseException:
+            server.close()
+            raise
+
+    yield start
+    for index, server in enumerate(servers):
+        if _failed(request):
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            suffix = f"-{index}" if index else ""
+            path = ARTIFACTS / f"{_artifact_name(request)}{suffix}.server.log"
+            path.write_text(server.log())
+        server.close()
+
+
+@pytest.fixture
+def demo_server(serve: Callable[..., DemoServer]) -> DemoServer:
+    return serve()
+
+
+@pytest.fixture
+def proxy_to() -> Iterator[Callable[..., DroppingProxy]]:
+    """A TCP proxy in front of a server, to cut or hold connections; always closed."""
+    proxies: list[DroppingProxy] = []
+
+    def start(server: DemoServer, *, hold_upstream: bool = False) -> DroppingProxy:
+        proxy = DroppingProxy(server.port, hold_upstream=hold_upstream)
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
+
+
+class PageErrors:
+    """Uncaught JavaScript errors of every page of the test: there must be none."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, page: Page) -> None:
+        page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+
+
+@pytest.fixture
+def new_user(
+    browser: Browser, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], BrowserContext]]:
+    """Create an isolated user: a browser context with its own cookies and storage."""
+    contexts: list[BrowserContext] = []
+    errors = PageErrors()
+
+    def create(base_url: str) -> BrowserContext:
+        context = browser.new_context(base_url=base_url, viewport=VIEWPORT)
+        context.set_default_timeout(15_000)
+        context.on("page", errors.watch)
+        contexts.append(context)
+        return context
+
+    yield create
+    if _failed(request):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shots = [page for context in contexts for page in context.pages if not page.is_closed()]
+        for index, page in enumerate(shots):
+            try:
+                page.screenshot(path=ARTIFACTS / f"{_artifact_name(request)}-failed-{index}.png")
+            except Error:
+                pass
+    for context in contexts:
+        context.close()
+    assert not errors.errors, f"uncaught errors in the pages: {errors.errors}"
+
+
+@pytest.fixture
+def open_tabs() -> Callable[[BrowserContext, int, str], list[Page]]:
+    """Open ``n`` tabs of one user at ``path``; they close with the user's context."""
+
+    def open_(context: BrowserContext, n: int, path: str) -> list[Page]:
+        pages = []
+        for _ in range(n):
+            page = context.new_page()
+            page.goto(path)
+            pages.append(page)
+        return pages
+
+    return open_
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
+    """Save a page as ``artifacts/browser/<test>-<label>.png``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def save(page: Page, label: str) -> Path:
+        path = ARTIFACTS / f"{_artifact_name(request)}-{label}.png"
+        page.screenshot(path=path)
+        return path
+
+    return save

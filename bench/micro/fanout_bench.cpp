@@ -44,7 +44,10 @@ int main(int argc, char** argv) {
   std::vector<SubscriberPtr> subs;
   subs.reserve(subscribers);
   for (std::size_t i = 0; i < subscribers; ++i) {
-    subs.push_back(hub.make_subscriber({}, notifier));
+    // WebSocket framing: no position frame at subscribe, so every mailbox holds
+    // exactly the published events.
+    subs.push_back(
+        hub.make_subscriber({Framing::websocket, OverflowPolicy::disconnect, {}}, notifier));
     hub.subscribe(subs.back(), {"bench"});
   }
 

@@ -69,11 +69,12 @@ void Connection::release_stall() {
   timer_.cancel();
 }
 
-void Connection::reconnect() {
-  if (!open_ || stalled_ || cursor_.resumed) return;
+bool Connection::reconnect() {
+  if (!open_ || stalled_ || cursor_.resumed) return false;
   command_ = Command::reconnect;
   close_transport();
   timer_.cancel();
+  return true;
 }
 
 void Connection::stop() {

@@ -25,7 +25,7 @@ class Connection {
 
   void start();
   void release_stall();  // a stalled client starts reading to see what the server did
-  void reconnect();      // close now and connect again with the last id seen
+  bool reconnect();      // close now and connect again with the last id seen; false: not open
   void stop();           // close for good
 
  protected:

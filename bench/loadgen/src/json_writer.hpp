@@ -23,6 +23,17 @@ class JsonWriter {
     first_.pop_back();
     return *this;
   }
+  JsonWriter& begin_array() {
+    separate();
+    out_ += '[';
+    first_.push_back(true);
+    return *this;
+  }
+  JsonWriter& end_array() {
+    out_ += ']';
+    first_.pop_back();
+    return *this;
+  }
   JsonWriter& key(std::string_view k) {
     separate();
     string(k);

@@ -20,6 +20,11 @@ and prints one JSON object with the results on stdout. Progress goes to stderr.
   --ramp R               connections opened per second, 0 = all at once (default 1000)
   --warmup S             seconds after all clients connected before measuring (default 0)
   --duration S           measured window in seconds (default 10)
+  --marks                the measured window is driven by stdin (a pipe): once
+                         every client is connected a {"ready":...} line is
+                         printed; each "mark" line prints a {"interval":...}
+                         line with the counters since the previous mark; "end"
+                         or EOF ends the window (--duration is ignored)
   --stall-fraction F     fraction of clients that never read after connecting (default 0)
   --stall-rcvbuf BYTES   SO_RCVBUF of stalled clients, 0 = kernel default (default 0)
   --drain S              seconds stalled clients read at the end to see if the
@@ -29,6 +34,8 @@ and prints one JSON object with the results on stdout. Progress goes to stderr.
   --reconnect-storm      after the window every client closes and reconnects at
                          once with the last id it saw; resumes are checked
   --storm-duration S     seconds to observe after the storm starts (default 5)
+  --storm-tail S         end the storm early, S seconds after every client has
+                         resumed (or failed to); 0 = always wait --storm-duration
   --source-ips A,B,...   local addresses to bind, round robin (past ~28k connections)
   --connect-timeout S    connect + handshake timeout (default 10)
   --read-buffer BYTES    size of the shared read buffer (default 262144)
@@ -124,10 +131,14 @@ bool parse_options(int argc, char** argv, Options& o) {
       if (o.last_event_id.find_first_of("\r\n") != std::string::npos) {
         throw OptionError("--last-event-id: must not contain CR or LF");
       }
+    } else if (arg == "--marks") {
+      o.marks = true;
     } else if (arg == "--reconnect-storm") {
       o.reconnect_storm = true;
     } else if (arg == "--storm-duration") {
       o.storm_duration = to_double(arg, next(), 0);
+    } else if (arg == "--storm-tail") {
+      o.storm_tail = to_double(arg, next(), 0);
     } else if (arg == "--source-ips") {
       o.source_ips = split_list(next());
     } else if (arg == "--connect-timeout") {

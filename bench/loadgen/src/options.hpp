@@ -20,8 +20,10 @@ struct Options {
   double drain = 3;  // time stalled clients get at the end to find out whether they were dropped
   std::vector<std::string> headers;  // "Name: value"
   std::string last_event_id;         // sent on the first connection of every client
+  bool marks = false;                // the measured window is driven by "mark"/"end" lines on stdin
   bool reconnect_storm = false;
   double storm_duration = 5;
+  double storm_tail = 0;  // > 0: end the storm this long after the last client resumed
   std::vector<std::string> source_ips;
   double connect_timeout = 10;
   std::size_t read_buffer = 256 * 1024;

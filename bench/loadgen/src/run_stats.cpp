@@ -48,6 +48,7 @@ void RunStats::on_event(StreamCursor& c, const json::Payload& p, std::int64_t no
         lat = 0;
       }
       latency_us.record(static_cast<std::uint64_t>(lat));
+      if (intervals) interval_latency_us.record(static_cast<std::uint64_t>(lat));
     }
   }
   if (!p.has_seq) return;

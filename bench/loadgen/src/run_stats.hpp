@@ -45,6 +45,9 @@ class RunStats {
   std::uint64_t deliveries_total = 0;  // every phase, both connections
   std::uint64_t negative_latency = 0;  // clock went backwards; recorded as 0
   LogHistogram latency_us;
+  // Since the last mark (--marks); recorded only when intervals is set.
+  bool intervals = false;
+  LogHistogram interval_latency_us;
 
   // Ordering, whole run, first connection.
   std::uint64_t gaps = 0;

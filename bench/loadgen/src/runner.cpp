@@ -1,6 +1,9 @@
 #include "runner.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <array>
 #include <cstdarg>
 #include <cstdio>
 #include <stdexcept>
@@ -39,6 +42,35 @@ rlim_t raise_nofile() {
 // Evenly spread: client i stalls when floor((i+1)F) > floor(iF).
 bool is_stalled(std::size_t i, double f) {
   return static_cast<std::uint64_t>((i + 1) * f) > static_cast<std::uint64_t>(i * f);
+}
+
+// Quantiles of the latency CDF written beside p50/p99 (for plots).
+constexpr std::array<double, 19> kCdfPoints = {0.0,  0.01,  0.05,  0.1,    0.2, 0.3,  0.4,
+                                               0.5,  0.6,   0.7,   0.8,    0.9, 0.95, 0.97,
+                                               0.99, 0.995, 0.999, 0.9999, 1.0};
+
+void write_latency(JsonWriter& w, const LogHistogram& h) {
+  w.key("latency_us").begin_object();
+  w.field("p50", h.quantile(0.50));
+  w.field("p90", h.quantile(0.90));
+  w.field("p99", h.quantile(0.99));
+  w.field("p999", h.quantile(0.999));
+  w.field("max", h.max());
+  w.field("mean", h.mean());
+  w.field("samples", h.count());
+  w.end_object();
+  // [[q, us], ...]: enough points to draw a CDF without shipping the histogram.
+  w.key("latency_cdf").begin_array();
+  for (double q : kCdfPoints) {
+    w.begin_array().value(q).value(q >= 1.0 ? h.max() : h.quantile(q)).end_array();
+  }
+  w.end_array();
+}
+
+void emit_line(const std::string& line) {
+  std::fputs(line.c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
 }
 
 }  // namespace
@@ -112,6 +144,12 @@ asio::awaitable<void> Runner::wait_until(Clock::time_point deadline, bool (Runne
 bool Runner::setup_finished() const {
   return stats_.setup_pending == 0;
 }
+bool Runner::storm_settled() const {
+  const auto& s = stats_;
+  if (s.setup_pending != 0 || s.resumes + s.resume_errors < reconnects_) return false;
+  const auto last = std::max(s.storm_started, s.last_resume);
+  return seconds(Clock::now() - last) >= options_.storm_tail;
+}
 bool Runner::drain_finished() const {
   return stats_.draining == 0;
 }
@@ -149,10 +187,15 @@ asio::awaitable<void> Runner::control() {
   warmup_s_ = seconds(Clock::now() - t);
 
   stats_.phase = Phase::measure;
-  progress("measuring for %.1f s", options_.duration);
   t = Clock::now();
   const double cpu0 = cpu_seconds();
-  co_await sleep(options_.duration);
+  if (options_.marks) {
+    progress("measuring until \"end\" on stdin");
+    co_await follow_marks();
+  } else {
+    progress("measuring for %.1f s", options_.duration);
+    co_await sleep(options_.duration);
+  }
   measured_s_ = seconds(Clock::now() - t);
   cpu_measured_s_ = cpu_seconds() - cpu0;
   stats_.phase = Phase::tail;
@@ -163,7 +206,7 @@ asio::awaitable<void> Runner::control() {
     if (options_.reconnect_storm) {
       progress("reconnect storm");
       stats_.storm_started = Clock::now();
-      for (auto& c : connections_) c->reconnect();
+      for (auto& c : connections_) reconnects_ += c->reconnect() ? 1 : 0;
     }
     const auto drain_end = tail_start + std::chrono::duration_cast<Clock::duration>(
                                             std::chrono::duration<double>(options_.drain));
@@ -172,7 +215,8 @@ asio::awaitable<void> Runner::control() {
       const auto storm_end =
           stats_.storm_started + std::chrono::duration_cast<Clock::duration>(
                                      std::chrono::duration<double>(options_.storm_duration));
-      co_await wait_until(storm_end, &Runner::never);
+      co_await wait_until(storm_end,
+                          options_.storm_tail > 0 ? &Runner::storm_settled : &Runner::never);
       storm_s_ = seconds(Clock::now() - stats_.storm_started);
       resume_incomplete_ = stats_.setup_pending;  // reconnects still under way
     }
@@ -181,11 +225,84 @@ asio::awaitable<void> Runner::control() {
   signals_.cancel();
 }
 
+asio::awaitable<void> Runner::follow_marks() {
+  stats_.intervals = true;
+  interval_line();  // the first interval starts now
+  emit_line(ready_line());
+  stdin_.emplace(ioc_, ::dup(STDIN_FILENO));
+  asio::streambuf input;
+  error_code ec;
+  while (!interrupted_) {
+    std::size_t n = co_await asio::async_read_until(*stdin_, input, '\n',
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;  // EOF (the driver went away) ends the window like "end"
+    std::string line(asio::buffers_begin(input.data()), asio::buffers_begin(input.data()) + n);
+    input.consume(n);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' ')) {
+      line.pop_back();
+    }
+    if (line == "mark") {
+      emit_line(interval_line());
+    } else if (line == "end") {
+      break;
+    } else if (!line.empty()) {
+      progress("ignoring unknown command '%s' (mark or end)", line.c_str());
+    }
+  }
+  stdin_.reset();
+}
+
+std::string Runner::ready_line() const {
+  JsonWriter w;
+  w.begin_object();
+  w.field("ready", true);
+  w.field("connections", static_cast<std::uint64_t>(connections_.size()));
+  w.field("connections_ok", stats_.connections_ok);
+  w.field("connect_errors", stats_.connect_errors);
+  w.field("stalled", stats_.stalled);
+  w.field("ramp_s", ramp_s_);
+  w.end_object();
+  return w.str();
+}
+
+std::string Runner::interval_line() {
+  const auto& s = stats_;
+  const Mark now{Clock::now(), cpu_seconds(),   s.deliveries, s.deliveries_total,
+                 s.gaps,       s.missed_events, s.duplicates, s.closed_by_server,
+                 s.gap_frames, s.reset_frames};
+  const double span = intervals_ ? seconds(now.at - mark_.at) : 0.0;
+  JsonWriter w;
+  w.begin_object();
+  w.field("interval", intervals_);
+  w.field("seconds", span);
+  w.field("deliveries", now.deliveries - mark_.deliveries);
+  w.field("deliveries_per_s",
+          span > 0 ? static_cast<double>(now.deliveries - mark_.deliveries) / span : 0.0);
+  write_latency(w, s.interval_latency_us);
+  w.field("gaps", now.gaps - mark_.gaps);
+  w.field("missed_events", now.missed_events - mark_.missed_events);
+  w.field("duplicates", now.duplicates - mark_.duplicates);
+  w.field("gap_frames", now.gap_frames - mark_.gap_frames);
+  w.field("reset_frames", now.reset_frames - mark_.reset_frames);
+  w.field("closed_by_server", now.closed_by_server - mark_.closed_by_server);
+  w.field("open", s.connections_ok - s.closed_by_server);
+  w.field("cpu_s", now.cpu_s - mark_.cpu_s);
+  w.end_object();
+  mark_ = now;
+  ++intervals_;
+  stats_.interval_latency_us = LogHistogram{};
+  return w.str();
+}
+
 std::string Runner::run() {
   signals_.async_wait([this](const error_code& ec, int) {
     if (ec) return;
     interrupted_ = true;
     timer_.cancel();
+    if (stdin_) {
+      error_code ignored;
+      stdin_->cancel(ignored);
+    }
   });
   asio::co_spawn(ioc_, control(), [](std::exception_ptr e) {
     if (e) std::rethrow_exception(e);
@@ -217,15 +334,7 @@ std::string Runner::report() const {
   w.field("deliveries", s.deliveries);
   w.field("deliveries_per_s",
           measured_s_ > 0 ? static_cast<double>(s.deliveries) / measured_s_ : 0.0);
-  w.key("latency_us").begin_object();
-  w.field("p50", s.latency_us.quantile(0.50));
-  w.field("p90", s.latency_us.quantile(0.90));
-  w.field("p99", s.latency_us.quantile(0.99));
-  w.field("p999", s.latency_us.quantile(0.999));
-  w.field("max", s.latency_us.max());
-  w.field("mean", s.latency_us.mean());
-  w.field("samples", s.latency_us.count());
-  w.end_object();
+  write_latency(w, s.latency_us);
   w.field("negative_latency", s.negative_latency);
   w.field("gaps", s.gaps);
   w.field("missed_events", s.missed_events);
@@ -240,6 +349,7 @@ std::string Runner::report() const {
     w.field("resumes", s.resumes);
     w.field("resumes_per_s", resume_span > 0 ? static_cast<double>(s.resumes) / resume_span : 0.0);
     w.field("resume_span_s", resume_span);
+    w.field("reconnects", reconnects_);
     w.field("resume_errors", s.resume_errors);
     w.field("resume_incomplete", resume_incomplete_);
     w.field("resume_verified", s.resume_verified);

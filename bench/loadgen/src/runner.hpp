@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,13 +33,31 @@ class Runner {
 
   asio::awaitable<void> control();
   asio::awaitable<void> ramp();
+  asio::awaitable<void> follow_marks();         // --marks: the window ends on "end" or EOF
   asio::awaitable<void> sleep(double seconds);  // cut short by SIGINT/SIGTERM
   asio::awaitable<void> wait_until(Clock::time_point deadline, bool (Runner::*done)() const);
   bool setup_finished() const;
   bool drain_finished() const;
   bool never() const { return false; }
+  bool storm_settled() const;  // every reconnect resolved, --storm-tail ago
   void progress(const char* fmt, ...) const;
   std::string report() const;
+  std::string ready_line() const;
+  std::string interval_line();  // counters since the previous mark; starts a new interval
+
+  // Cumulative counters at the previous mark, to report differences.
+  struct Mark {
+    Clock::time_point at{};
+    double cpu_s = 0;
+    std::uint64_t deliveries = 0;
+    std::uint64_t deliveries_total = 0;
+    std::uint64_t gaps = 0;
+    std::uint64_t missed_events = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t closed_by_server = 0;
+    std::uint64_t gap_frames = 0;
+    std::uint64_t reset_frames = 0;
+  };
 
   const Options& options_;
   const Url url_;
@@ -49,6 +68,9 @@ class Runner {
   Context ctx_;
   std::vector<std::unique_ptr<Connection>> connections_;
   bool interrupted_ = false;
+  std::optional<asio::posix::stream_descriptor> stdin_;  // --marks
+  Mark mark_;
+  std::uint64_t intervals_ = 0;
   rlim_t nofile_ = 0;
 
   Clock::time_point started_{};
@@ -58,6 +80,7 @@ class Runner {
   double cpu_measured_s_ = 0;
   double storm_s_ = 0;
   std::uint64_t resume_incomplete_ = 0;
+  std::uint64_t reconnects_ = 0;  // clients told to reconnect in the storm
 };
 
 }  // namespace loadgen

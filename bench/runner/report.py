@@ -54,8 +54,10 @@ def best_step(rec: Record) -> tuple[Record | None, Record | None]:
     steps = rec.get("steps", [])
     passing = [s for s in steps if not s["fails"]]
     failing = [s for s in steps if s["fails"]]
+    # The limit is the first hard failure; p99-only misses the ladder climbed past are not.
+    hard = [s for s in failing if s.get("hard_failure", True)]
     best = max(passing, key=lambda s: s["deliveries_per_s"]) if passing else None
-    return best, (failing[0] if failing else None)
+    return best, (hard[0] if hard else (failing[-1] if failing else None))
 
 
 def fanout_summary(records: list[Record]) -> list[Row]:
@@ -68,10 +70,17 @@ def fanout_summary(records: list[Record]) -> list[Row]:
             best, fail = best_step(rec)
             final = rec.get("final", {})
             limit = "+".join(fail["fails"]) if fail else "ladder end"
+            soft = sum(
+                1
+                for st in rec.get("steps", [])
+                if st["fails"] and st is not fail and not st.get("hard_failure", True)
+            )
             steps = rec.get("steps", [])
             lowest = min(steps, key=lambda st: st["rate"]) if steps else None
             if fail and fail.get("client_bound"):
                 limit += " (loadgen busy)"
+            if soft:
+                limit += f" after {soft} p99-only miss{'es' if soft > 1 else ''}"
             per.append(
                 {
                     "highest": best["deliveries_per_s"] if best else 0.0,

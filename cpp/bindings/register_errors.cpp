@@ -14,6 +14,7 @@ namespace {
 // module object, these are borrowed handles to them.
 PyObject* g_base = nullptr;
 PyObject* g_invalid = nullptr;
+PyObject* g_invalid_utf8 = nullptr;
 PyObject* g_too_large = nullptr;
 PyObject* g_closed = nullptr;
 PyObject* g_limit = nullptr;
@@ -26,7 +27,31 @@ PyObject* make_exception(py::module_& m, const char* name, const char* doc, py::
   return type;
 }
 
+// Raises type(text) with the attributes set by decorate, or leaves whatever
+// error building it raised (MemoryError) in place.
+template <typename Decorate>
+void set_error(PyObject* type, const char* what, Decorate decorate) {
+  try {
+    py::object instance = py::handle(type)(error_text(what));
+    decorate(instance);
+    PyErr_SetObject(type, instance.ptr());
+  } catch (py::error_already_set& e) {
+    e.restore();
+  }
+}
+
+void set_error(PyObject* type, const char* what) {
+  set_error(type, what, [](py::object&) {});
+}
+
 }  // namespace
+
+py::str error_text(std::string_view what) {
+  PyObject* text =
+      PyUnicode_DecodeUTF8(what.data(), static_cast<Py_ssize_t>(what.size()), "replace");
+  if (text == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(text);
+}
 
 void register_errors(py::module_& m) {
   g_base = make_exception(m, "SessionStreamError", "Base class of every sessionstream error.",
@@ -34,6 +59,11 @@ void register_errors(py::module_& m) {
   g_invalid = make_exception(m, "InvalidArgumentError",
                              "A value is outside its valid range; the message says what is valid.",
                              py::make_tuple(py::handle(g_base), py::handle(PyExc_ValueError)));
+  g_invalid_utf8 = make_exception(
+      m, "InvalidUtf8Error",
+      "Text that must be UTF-8 is not; .field names it ('event' or 'data'), .offset is the "
+      "byte offset of its first invalid sequence.",
+      py::make_tuple(py::handle(g_invalid)));
   g_too_large = make_exception(m, "PayloadTooLargeError",
                                "An event or stored value exceeds the configured maximum.",
                                py::make_tuple(py::handle(g_base), py::handle(PyExc_ValueError)));
@@ -46,18 +76,23 @@ void register_errors(py::module_& m) {
     try {
       if (error) std::rethrow_exception(error);
     } catch (const LimitExceeded& e) {
-      py::object instance = py::handle(g_limit)(e.what());
-      instance.attr("kind") = to_string(e.kind());
-      instance.attr("limit") = e.limit();
-      PyErr_SetObject(g_limit, instance.ptr());
+      set_error(g_limit, e.what(), [&e](py::object& instance) {
+        instance.attr("kind") = to_string(e.kind());
+        instance.attr("limit") = e.limit();
+      });
+    } catch (const InvalidUtf8& e) {
+      set_error(g_invalid_utf8, e.what(), [&e](py::object& instance) {
+        instance.attr("field") = e.field();
+        instance.attr("offset") = e.offset();
+      });
     } catch (const InvalidArgument& e) {
-      PyErr_SetString(g_invalid, e.what());
+      set_error(g_invalid, e.what());
     } catch (const PayloadTooLarge& e) {
-      PyErr_SetString(g_too_large, e.what());
+      set_error(g_too_large, e.what());
     } catch (const Closed& e) {
-      PyErr_SetString(g_closed, e.what());
+      set_error(g_closed, e.what());
     } catch (const Error& e) {
-      PyErr_SetString(g_base, e.what());
+      set_error(g_base, e.what());
     }
   });
 }

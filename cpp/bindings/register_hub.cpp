@@ -48,9 +48,14 @@ void register_hub(py::module_& m) {
       .def_property_readonly("closed", &Hub::is_closed)
       .def(
           "publish",
-          [](Hub& hub, std::string_view channel, std::string data, std::string event, bool json) {
+          [](Hub& hub, const py::handle& channel, const py::handle& data, const py::handle& event,
+             bool json) {
+            const std::string channel_bytes = text_bytes(channel, "channel");
+            std::string data_bytes = text_bytes(data, "data");
+            std::string event_bytes = text_bytes(event, "event");
             py::gil_scoped_release release;
-            return hub.publish(channel, std::move(event), std::move(data), json)->id_text();
+            return hub.publish(channel_bytes, std::move(event_bytes), std::move(data_bytes), json)
+                ->id_text();
           },
           py::arg("channel"), py::arg("data"), py::arg("event") = "message", py::kw_only(),
           py::arg("json") = false)

@@ -16,6 +16,7 @@
 #include "sessionstream/kafka_session_pool.hpp"
 #include "sessionstream/kafka_sink.hpp"
 #include "sessionstream/kafka_source.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace py = pybind11;
 
@@ -61,7 +62,7 @@ py::dict properties_dict(const Properties& properties) {
 kafka::StartPosition parse_start(std::string_view text) {
   if (text == "latest") return kafka::StartPosition::latest;
   if (text == "earliest") return kafka::StartPosition::earliest;
-  throw InvalidArgument("start '" + std::string{text.substr(0, 40)} +
+  throw InvalidArgument("start '" + utf8_excerpt(text, 40) +
                         "' is invalid: use 'latest' or 'earliest'");
 }
 
@@ -75,14 +76,18 @@ py::dict skip_dict(const kafka::SkipCounts& counts) {
 
 py::list notes_list(std::vector<kafka::LogNote> notes) {
   py::list out;
-  for (auto& note : notes) out.append(py::make_tuple(note.level, note.kind, note.message));
+  // Notes quote record contents and librdkafka's texts: decoded leniently so
+  // one odd byte can never make the notes unreadable.
+  for (auto& note : notes) {
+    out.append(py::make_tuple(note.level, error_text(note.kind), error_text(note.message)));
+  }
   return out;
 }
 
 py::dict source_health(const kafka::KafkaSourceHealth& h) {
   py::dict d;
   d["status"] = h.status;
-  d["reason"] = h.reason;
+  d["reason"] = error_text(h.reason);
   d["running"] = h.running;
   d["ready"] = h.ready;
   d["mode"] = "node";
@@ -105,7 +110,7 @@ py::dict source_health(const kafka::KafkaSourceHealth& h) {
   d["duplicates"] = h.duplicates;
   d["skipped"] = skip_dict(h.skipped);
   d["errors"] = h.errors;
-  d["last_error"] = h.last_error;
+  d["last_error"] = error_text(h.last_error);
   py::dict replay;
   replay["replays"] = h.replays;
   replay["replayed_events"] = h.replayed_events;
@@ -135,7 +140,7 @@ py::dict consumer_dict(const kafka::SessionConsumerStatus& s) {
 py::dict pool_health(const kafka::KafkaSessionPoolHealth& h) {
   py::dict d;
   d["status"] = h.status;
-  d["reason"] = h.reason;
+  d["reason"] = error_text(h.reason);
   d["running"] = h.running;
   d["mode"] = "session";
   d["active_sessions"] = h.active_sessions;
@@ -152,7 +157,7 @@ py::dict pool_health(const kafka::KafkaSessionPoolHealth& h) {
   d["published"] = h.published;
   d["skipped"] = skip_dict(h.skipped);
   d["errors"] = h.errors;
-  d["last_error"] = h.last_error;
+  d["last_error"] = error_text(h.last_error);
   py::list consumers;
   for (const auto& c : h.consumers) consumers.append(consumer_dict(c));
   d["consumers"] = consumers;
@@ -163,14 +168,14 @@ py::dict pool_health(const kafka::KafkaSessionPoolHealth& h) {
 py::dict sink_health(const kafka::KafkaSinkHealth& h) {
   py::dict d;
   d["status"] = h.status;
-  d["reason"] = h.reason;
+  d["reason"] = error_text(h.reason);
   d["running"] = h.running;
   d["produced"] = h.produced;
   d["delivered"] = h.delivered;
   d["failed"] = h.failed;
   d["in_flight"] = h.in_flight;
   d["errors"] = h.errors;
-  d["last_error"] = h.last_error;
+  d["last_error"] = error_text(h.last_error);
   return d;
 }
 
@@ -202,12 +207,12 @@ void register_kafka_errors(py::module_& m) {
     try {
       if (error) std::rethrow_exception(error);
     } catch (const kafka::KafkaPoolFull& e) {
-      py::object instance = py::handle(g_pool_full)(e.what());
+      py::object instance = py::handle(g_pool_full)(error_text(e.what()));
       instance.attr("code") = e.code();
       instance.attr("limit") = e.limit();
       PyErr_SetObject(g_pool_full, instance.ptr());
     } catch (const kafka::KafkaError& e) {
-      py::object instance = py::handle(g_kafka_error)(e.what());
+      py::object instance = py::handle(g_kafka_error)(error_text(e.what()));
       instance.attr("code") = e.code();
       PyErr_SetObject(g_kafka_error, instance.ptr());
     }

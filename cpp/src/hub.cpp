@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "random.hpp"
 #include "sessionstream/errors.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream {
 
@@ -21,13 +23,27 @@ std::uint64_t fresh_epoch() {
   return (static_cast<std::uint64_t>(ms) << 12) | (salt & 0xFFFU);
 }
 
+// WebSocket text frames and SSE streams are UTF-8, so everything a frame
+// carries must be: a frame with invalid bytes would break every receiver.
+void validate_utf8(std::string_view text, std::string_view field, std::string_view what,
+                   std::string_view hint = {}) {
+  const std::size_t offset = find_invalid_utf8(text);
+  if (offset == kUtf8Valid) return;
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[offset]));
+  throw InvalidUtf8(std::string{field}, offset,
+                    std::string{what} + " is not valid UTF-8: the sequence at byte offset " +
+                        std::to_string(offset) + " (" + byte + ") is invalid" + std::string{hint});
+}
+
 void validate_event_type(std::string_view type) {
   if (type.empty() || type.size() > 64 || std::any_of(type.begin(), type.end(), [](char c) {
         return static_cast<unsigned char>(c) <= 0x20 || c == 0x7F;
       })) {
-    throw InvalidArgument("event type '" + std::string{type.substr(0, 80)} +
+    throw InvalidArgument("event type '" + utf8_excerpt(type, 80) +
                           "' is invalid: use 1-64 printable characters without spaces");
   }
+  validate_utf8(type, "event", "event type");
 }
 
 std::string json_escaped(std::string_view text) {
@@ -61,8 +77,8 @@ void Hub::validate_channel_name(std::string_view channel, std::size_t max_length
   const bool printable =
       std::all_of(channel.begin(), channel.end(), [](char c) { return c > 0x20 && c < 0x7F; });
   if (channel.empty() || channel.size() > max_length || !printable) {
-    throw InvalidArgument("channel name '" + std::string{channel.substr(0, 80)} +
-                          "' is invalid: use 1-" + std::to_string(max_length) +
+    throw InvalidArgument("channel name '" + utf8_excerpt(channel, 80) + "' is invalid: use 1-" +
+                          std::to_string(max_length) +
                           " printable ASCII characters without spaces");
   }
 }
@@ -77,6 +93,7 @@ EventPtr Hub::publish(std::string_view channel, std::string type, std::string da
                           " bytes; the maximum is " + std::to_string(config_.max_event_bytes) +
                           " (max_event_bytes)");
   }
+  validate_utf8(data, "data", "event data", "; publish text (encode binary data, e.g. as base64)");
   const auto now = std::chrono::system_clock::now();
   std::vector<SubscriberPtr> overflowed;
   EventPtr event;
@@ -236,7 +253,7 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
     subscriber->deliver_control(
         Event::control("reset",
                        "\"reason\":\"" + std::string{reason} + "\",\"last_event_id\":" +
-                           json_escaped(last.substr(0, 64)) + ",\"head\":\"" + head + "\"",
+                           json_escaped(utf8_excerpt(last, 64)) + ",\"head\":\"" + head + "\"",
                        head));
     return ResumeOutcome::reset;
   };

@@ -5,6 +5,7 @@
 
 #include "random.hpp"
 #include "sessionstream/errors.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream {
 
@@ -24,7 +25,7 @@ bool is_valid_session_id(std::string_view id) noexcept {
 
 void validate_session_id(std::string_view id) {
   if (is_valid_session_id(id)) return;
-  std::string shown{id.substr(0, 64)};
+  std::string shown = utf8_excerpt(id, 64);
   if (id.size() > 64) shown += "...";
   throw InvalidArgument("session id '" + shown + "' (" + std::to_string(id.size()) +
                         " characters) is invalid: use " + std::to_string(kSessionIdMinLength) +

@@ -4,6 +4,7 @@
 
 #include "sessionstream/errors.hpp"
 #include "sessionstream/session_id.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream {
 
@@ -45,7 +46,7 @@ MemorySessionStore::Session& MemorySessionStore::session_locked(std::string_view
 void MemorySessionStore::set(std::string_view session_id, std::string_view key, std::string value) {
   validate_session_id(session_id);
   if (value.size() > config_.max_value_bytes) {
-    throw PayloadTooLarge("value for key '" + std::string{key.substr(0, 64)} + "' is " +
+    throw PayloadTooLarge("value for key '" + utf8_excerpt(key, 64) + "' is " +
                           std::to_string(value.size()) + " bytes; the maximum is " +
                           std::to_string(config_.max_value_bytes) + " (max_value_bytes)");
   }

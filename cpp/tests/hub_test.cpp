@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sessionstream/errors.hpp"
+#include "sessionstream/utf8.hpp"
 #include "test_support.hpp"
 
 namespace sessionstream {
@@ -127,6 +128,99 @@ TEST(Hub, OversizePayloadIsRejectedWithoutConsumingAnId) {
                                 {"17", "16", "max_event_bytes"});
   const auto next = hub.publish("a", "t", "y", false);
   EXPECT_EQ(next->id().seq, first->id().seq + 1) << "a rejected publish left a hole in the ids";
+}
+
+TEST(Hub, DataThatIsNotUtf8IsRejectedWithItsOffset) {
+  Hub hub{config_with_epoch()};
+  auto sse = hub.make_subscriber(roomy(), nullptr);
+  auto ws = hub.make_subscriber({Framing::websocket, OverflowPolicy::disconnect, {}}, nullptr);
+  subscribe_live(hub, sse, {"a"});
+  hub.subscribe(ws, {"a"});
+  const auto first = hub.publish("a", "t", "ok", false);
+  struct Case {
+    std::string data;
+    bool json;
+    std::size_t offset;
+  };
+  const std::vector<Case> cases = {
+      {"\xff", false, 0},
+      {"caf\xc3\xa9 \xc3", false, 6},                  // cut short at the end
+      {"\xed\xa0\x80", false, 0},                      // a surrogate
+      {"{\"k\":\"\xc0\x80\"}", true, 6},               // overlong, inside JSON
+      {std::string(5000, 'x') + "\x80", false, 5000},  // past the ASCII fast path
+  };
+  for (const auto& c : cases) {
+    try {
+      hub.publish("a", "t", c.data, c.json);
+      ADD_FAILURE() << "accepted " << testing::PrintToString(c.data.substr(0, 20));
+    } catch (const InvalidUtf8& e) {
+      EXPECT_EQ(e.field(), "data");
+      EXPECT_EQ(e.offset(), c.offset);
+      const std::string message = e.what();
+      EXPECT_NE(message.find("event data is not valid UTF-8"), std::string::npos) << message;
+      EXPECT_NE(message.find("byte offset " + std::to_string(c.offset)), std::string::npos)
+          << message;
+      EXPECT_TRUE(is_valid_utf8(message)) << "the message itself must be text";
+    }
+  }
+  // Nothing was queued, stored or numbered for the refused events.
+  const auto next = hub.publish("a", "t", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", false);
+  EXPECT_EQ(next->id().seq, first->id().seq + 1);
+  EXPECT_EQ(event_seqs(drain_sse(*sse)),
+            (std::vector<std::uint64_t>{first->id().seq, next->id().seq}));
+  const auto batch = ws->take(1 << 20);
+  EXPECT_TRUE(is_valid_utf8(batch.data));
+  EXPECT_TRUE(test::is_valid_json(batch.data)) << batch.data;
+  EXPECT_NE(batch.data.find("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), std::string::npos);
+  const auto resumed = hub.make_subscriber(roomy(), nullptr);
+  EXPECT_EQ(hub.subscribe(resumed, {"a"}, EventId{hub.epoch(), 0}.to_string()),
+            ResumeOutcome::exact);
+  EXPECT_EQ(event_seqs(drain_sse(*resumed)),
+            (std::vector<std::uint64_t>{first->id().seq, next->id().seq}));
+  EXPECT_EQ(Metrics::read(hub.metrics().published), 2u);
+}
+
+TEST(Hub, EventTypeThatIsNotUtf8IsRejected) {
+  Hub hub{config_with_epoch()};
+  try {
+    hub.publish("a", "caf\xc3", "x", false);
+    ADD_FAILURE() << "accepted";
+  } catch (const InvalidUtf8& e) {
+    EXPECT_EQ(e.field(), "event");
+    EXPECT_EQ(e.offset(), 3u);
+    EXPECT_NE(std::string{e.what()}.find("event type is not valid UTF-8"), std::string::npos);
+  }
+  EXPECT_NO_THROW(hub.publish("a", "caf\xc3\xa9", "x", false));
+}
+
+TEST(Hub, ErrorMessagesQuoteInputOnCharacterBoundaries) {
+  Hub hub{config_with_epoch()};
+  // 79 ASCII characters and a two-byte one: a byte cut at 80 would split it.
+  const std::string channel = std::string(79, 'c') + "\xc3\xa9";
+  try {
+    hub.publish(channel, "t", "x", false);
+    ADD_FAILURE() << "accepted";
+  } catch (const InvalidArgument& e) {
+    const std::string message = e.what();
+    EXPECT_TRUE(is_valid_utf8(message)) << message;
+    EXPECT_NE(message.find("channel name '" + std::string(79, 'c') + "'"), std::string::npos)
+        << message;
+  }
+  // Bytes that are not UTF-8 are quoted as U+FFFD.
+  try {
+    hub.publish("bad\xff", "t", "x", false);
+    ADD_FAILURE() << "accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string{e.what()}.find("'bad\xef\xbf\xbd'"), std::string::npos) << e.what();
+  }
+  try {
+    hub.publish("a", std::string(79, 't') + "\xe2\x82\xac", "x", false);
+    ADD_FAILURE() << "accepted";
+  } catch (const InvalidArgument& e) {
+    const std::string message = e.what();
+    EXPECT_TRUE(is_valid_utf8(message)) << message;
+    EXPECT_NE(message.find("event type '" + std::string(79, 't') + "'"), std::string::npos);
+  }
 }
 
 TEST(Hub, ZeroCapacitiesAreRejected) {

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include "kafka/rd.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/kafka_router.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream::kafka {
 namespace {
@@ -107,6 +109,76 @@ TEST(KafkaRouter, BadTemplatesNameThePlaceholders) {
       EXPECT_NE(std::string{e.what()}.find("{topic}"), std::string::npos) << e.what();
     }
   }
+}
+
+TEST(KafkaRouter, PublishRoutedSkipsWhatTheHubRefusesByKind) {
+  HubConfig config;
+  config.max_event_bytes = 64;
+  Hub hub{config};
+  const auto subscriber =
+      hub.make_subscriber({Framing::websocket, OverflowPolicy::disconnect, {}}, nullptr);
+  hub.subscribe(subscriber, {"orders:k1"});
+  const Router router("orders:{key}", "{header:type}", PayloadFormat::auto_detect);
+  const auto publish = [&](std::string_view value, std::optional<std::string_view> key = "k1",
+                           std::string_view type = "created") {
+    const RecordView r = record(value, key, {{"type", type}});
+    return publish_routed(hub, ok(router.route(r)), r.value);
+  };
+  const auto kind = [](const std::variant<EventPtr, Skip>& outcome) {
+    const auto* skip = std::get_if<Skip>(&outcome);
+    return skip ? std::optional<SkipKind>{skip->kind} : std::nullopt;
+  };
+
+  // A value that is not UTF-8 is counted as such, naming the offset; it is
+  // not published, so no frame and no history entry carry it.
+  const auto binary = publish("ok\xff\xfe");
+  ASSERT_EQ(kind(binary), SkipKind::invalid_utf8);
+  EXPECT_NE(std::get<Skip>(binary).detail.find("byte offset 2"), std::string::npos)
+      << std::get<Skip>(binary).detail;
+  EXPECT_EQ(kind(publish("{\"text\":\"\xc3(\"}")), SkipKind::invalid_utf8) << "inside JSON too";
+  EXPECT_EQ(kind(publish("\xed\xa0\x80")), SkipKind::invalid_utf8);
+  EXPECT_EQ(Metrics::read(hub.metrics().published), 0u);
+  EXPECT_TRUE(subscriber->take(1 << 20).data.empty());
+
+  // Other refusals keep their own kinds.
+  EXPECT_EQ(kind(publish("x", "has space")), SkipKind::invalid_channel);
+  const auto bad_key = publish("x", "bin\xff");
+  ASSERT_EQ(kind(bad_key), SkipKind::invalid_channel);
+  EXPECT_TRUE(is_valid_utf8(std::get<Skip>(bad_key).detail)) << "the note quotes it as text";
+  EXPECT_EQ(kind(publish("x", "k1", "caf\xc3")), SkipKind::invalid_type);
+  EXPECT_EQ(kind(publish("x", "k1", "two words")), SkipKind::invalid_type);
+  EXPECT_EQ(kind(publish(std::string(65, 'x'))), SkipKind::too_large);
+
+  const auto good = publish("caf\xc3\xa9", "k1", "created");
+  ASSERT_EQ(kind(good), std::nullopt);
+  EXPECT_EQ(std::get<EventPtr>(good)->channel(), "orders:k1");
+  const auto batch = subscriber->take(1 << 20);
+  EXPECT_NE(batch.data.find("\"data\":\"caf\xc3\xa9\""), std::string::npos) << batch.data;
+  EXPECT_EQ(to_string(SkipKind::invalid_utf8), std::string{"invalid_utf8"});
+}
+
+TEST(KafkaRouter, InvalidUtf8IsNotedOncePerManyRecordsOtherKindsOnce) {
+  detail::NoteLog notes{4096};
+  const RecordView r = record("\xff");
+  const auto noted = [&] {
+    std::vector<std::string> messages;
+    for (auto& note : notes.take()) messages.push_back(note.message);
+    return messages;
+  };
+  const std::uint64_t every = detail::kInvalidUtf8NoteEvery;
+  for (std::uint64_t count = 1; count <= 2 * every + 1; ++count) {
+    detail::note_skip(notes, SkipKind::invalid_utf8, count, r, "not UTF-8");
+  }
+  const auto utf8_notes = noted();
+  ASSERT_EQ(utf8_notes.size(), 3u);
+  EXPECT_NE(utf8_notes[0].find("party/2@41 (invalid_utf8): not UTF-8; 1 such"), std::string::npos)
+      << utf8_notes[0];
+  EXPECT_NE(utf8_notes[2].find(std::to_string(2 * every + 1) + " such"), std::string::npos)
+      << utf8_notes[2];
+  for (std::uint64_t count = 1; count <= 2 * every + 1; ++count) {
+    detail::note_skip(notes, SkipKind::bad_json, count, r, "not JSON");
+  }
+  EXPECT_EQ(noted().size(), 1u);
 }
 
 TEST(KafkaJson, Validation) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sessionstream/hub.hpp"
+#include "sessionstream/utf8.hpp"
 #include "test_support.hpp"
 
 namespace sessionstream {
@@ -311,6 +312,40 @@ TEST(Resume, ResetEchoesAHostileIdSafely) {
   const auto batch = subscriber->take(1 << 20);
   EXPECT_TRUE(is_valid_json(batch.data)) << batch.data;
   EXPECT_LT(batch.data.size(), 400u) << "the echoed id is not bounded";
+}
+
+TEST(Resume, ResetEchoesTheIdOnCharacterBoundaries) {
+  Hub hub{config()};
+  hub.publish("a", "t", "x", false);
+  const std::string ascii63(63, 'x');
+  struct Case {
+    std::string last;
+    std::string echoed;
+  };
+  const std::vector<Case> cases = {
+      // 64 bytes would end inside the two-byte character: it is dropped whole.
+      {ascii63 + "\xc3\xa9", ascii63},
+      {ascii63 + "\xe2\x82\xac" + "tail", ascii63},
+      {std::string(62, 'x') + "\xc3\xa9" + "tail", std::string(62, 'x') + "\xc3\xa9"},
+      // Not UTF-8 at all (a native caller's raw header): U+FFFD, never raw bytes.
+      {"id\xff", "id\xef\xbf\xbd"},
+  };
+  for (const auto& c : cases) {
+    for (const Framing framing : {Framing::sse, Framing::websocket}) {
+      const auto subscriber = hub.make_subscriber(big_mailbox(framing), nullptr);
+      EXPECT_EQ(hub.subscribe(subscriber, {"a"}, c.last), ResumeOutcome::reset);
+      const auto batch = subscriber->take(1 << 20);
+      EXPECT_TRUE(is_valid_utf8(batch.data)) << testing::PrintToString(batch.data);
+      std::string expected;
+      append_json_string(expected, c.echoed);
+      EXPECT_NE(batch.data.find("\"last_event_id\":" + expected + ","), std::string::npos)
+          << batch.data;
+      if (framing == Framing::websocket) {
+        EXPECT_TRUE(is_valid_json(batch.data)) << batch.data;
+      }
+      hub.detach(subscriber);
+    }
+  }
 }
 
 TEST(Resume, WebSocketControlFramesAreValidJson) {

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from sessionstream import InvalidUtf8Error
 from sessionstream.fastapi import MessageContext, MessageError, StreamHub, StreamSession
 
 
@@ -49,6 +51,23 @@ def _add_routes(app: FastAPI, hub: StreamHub) -> None:
             else:
                 ids.append(hub.publish(body.channel, data, body.event))
         return {"ids": ids}
+
+    @app.post("/test/publish_bytes")
+    async def publish_bytes(request: Request, channel: str, event: str = "message") -> JSONResponse:
+        # The request body as it is: bytes that need not be UTF-8.
+        try:
+            event_id = hub.publish(channel, await request.body(), event)
+        except InvalidUtf8Error as exc:
+            return JSONResponse(
+                {
+                    "error": "invalid_utf8",
+                    "detail": str(exc),
+                    "field": exc.field,
+                    "offset": exc.offset,
+                },
+                status_code=422,
+            )
+        return JSONResponse({"ids": [event_id]})
 
     @app.get("/test/subscribers")
     async def subscribers(channel: str) -> dict[str, int]:

@@ -280,3 +280,73 @@ def test_sink_reports_deliveries(producer: ss.KafkaSink, new_topic: Callable[...
     assert health["status"] == "healthy"
     with pytest.raises(ss.InvalidArgumentError):
         producer.produce("", "x")
+
+
+def test_records_that_are_not_utf8_are_counted_and_never_published(
+    start_source: Callable[..., ss.KafkaSource],
+    manager: ss.ConnectionManager,
+    producer: ss.KafkaSink,
+    new_topic: Callable[..., str],
+) -> None:
+    topic = new_topic(partitions=1)
+    source = start_source([topic], channel="{topic}")
+    sse = reader(manager, "session-utf8-sse1", [topic])
+    ws = manager.open(
+        "session-utf8-ws01", notifier=ss.Notifier(), channels=[topic], framing="websocket"
+    )
+    records: list[bytes | str] = [
+        b"binary \xff\xfe",
+        "caf\u00e9",
+        b'{"text": "\xc3("}',  # JSON, but a string in it is not UTF-8
+        '{"n": 1}',
+        b"\xed\xa0\x80",  # an encoded surrogate
+    ]
+    for value in records:
+        producer.produce(topic, value)
+    assert producer.flush(10) == 0
+    wait_for(lambda: source.health()["received"] == len(records), what="all records")
+
+    health = source.health()
+    assert health["skipped"]["invalid_utf8"] == 3
+    assert health["published"] == 2
+    assert [f.data for f in sse.wait_events(2)] == ["caf\u00e9", '{"n": 1}']
+    # The WebSocket framing of what was published decodes as UTF-8 text.
+    frames = ws.take()[0].decode()
+    assert [m["data"] for m in json.loads(frames)] == ["caf\u00e9", {"n": 1}]
+    notes = [n for n in source.take_log_notes() if n[1] == "skip.invalid_utf8"]
+    assert len(notes) == 1, notes  # noted once, then counted
+    assert "(invalid_utf8)" in notes[0][2] and "byte offset 7" in notes[0][2]
+    # More of them are counted, not noted one by one.
+    producer.produce(topic, b"\x80")
+    producer.flush(10)
+    wait_for(lambda: source.health()["skipped"]["invalid_utf8"] == 4, what="the fourth record")
+    assert not [n for n in source.take_log_notes() if n[1] == "skip.invalid_utf8"]
+    ws.close()
+
+
+def test_session_pool_counts_records_that_are_not_utf8(
+    hub: ss.Hub,
+    manager: ss.ConnectionManager,
+    producer: ss.KafkaSink,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+) -> None:
+    party = new_topic("party", partitions=1)
+    pool = ss.KafkaSessionPool(
+        hub, properties={"bootstrap.servers": kafka_bootstrap}, domains=[("party", party)]
+    )
+    pool.start()
+    try:
+        sid = "session-pool-utf8"
+        mine = reader(manager, sid, [])
+        pool.open(sid, "party")
+        assert pool.wait_assigned(sid, "party", 20)
+        producer.produce(party, b"\xff")
+        producer.produce(party, json.dumps({"party": 1}))
+        producer.flush(10)
+        assert [json.loads(f.data) for f in mine.wait_events(1)] == [{"party": 1}]
+        wait_for(lambda: pool.health()["skipped"]["invalid_utf8"] == 1, what="the skipped record")
+        notes = [n for n in pool.take_log_notes() if n[1] == "skip.invalid_utf8"]
+        assert len(notes) == 1 and "byte offset 0" in notes[0][2]
+    finally:
+        pool.stop()

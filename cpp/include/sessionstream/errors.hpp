@@ -1,7 +1,9 @@
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace sessionstream {
 
@@ -17,6 +19,22 @@ class Error : public std::runtime_error {
 class InvalidArgument : public Error {
  public:
   using Error::Error;
+};
+
+// Text that must be UTF-8 is not: field names which ("event" for the event
+// type, "data"), offset is the byte where its first invalid sequence starts.
+// (Channel names are printable ASCII, so a channel is refused as invalid.)
+class InvalidUtf8 : public InvalidArgument {
+ public:
+  InvalidUtf8(std::string field, std::size_t offset, const std::string& message)
+      : InvalidArgument(message), field_(std::move(field)), offset_(offset) {}
+
+  [[nodiscard]] const std::string& field() const noexcept { return field_; }
+  [[nodiscard]] std::size_t offset() const noexcept { return offset_; }
+
+ private:
+  std::string field_;
+  std::size_t offset_;
 };
 
 class PayloadTooLarge : public Error {

@@ -73,7 +73,8 @@ class Hub {
   [[nodiscard]] std::uint64_t epoch() const noexcept { return config_.epoch; }
   [[nodiscard]] const HubConfig& config() const noexcept { return config_; }
 
-  // Throws InvalidArgument (bad channel name), PayloadTooLarge, Closed.
+  // Throws InvalidArgument (bad channel name or event type), InvalidUtf8 (event
+  // type or data not valid UTF-8: every frame must be), PayloadTooLarge, Closed.
   EventPtr publish(std::string_view channel, std::string type, std::string data, bool data_is_json);
 
   // Creates a subscriber with a fresh id. Not yet attached to any channel.

@@ -9,6 +9,8 @@
 #include <variant>
 #include <vector>
 
+#include "sessionstream/hub.hpp"
+
 namespace sessionstream::kafka {
 
 // Why a record was skipped rather than published.
@@ -20,8 +22,9 @@ enum class SkipKind : std::uint8_t {
   invalid_channel,  // the rendered channel is not a valid channel name
   invalid_type,     // the rendered event type is not a valid event type
   too_large,        // the payload exceeds the hub's max_event_bytes
+  invalid_utf8,     // the payload is not valid UTF-8 (frames are UTF-8 text)
 };
-inline constexpr std::size_t kSkipKinds = 7;
+inline constexpr std::size_t kSkipKinds = 8;
 [[nodiscard]] const char* to_string(SkipKind kind) noexcept;
 using SkipCounts = std::array<std::uint64_t, kSkipKinds>;
 
@@ -111,6 +114,12 @@ class Router {
   Template type_;
   PayloadFormat format_;
 };
+
+// Publishes a routed record's value into the hub. What the hub would refuse
+// comes back as a Skip of its kind (invalid_channel, invalid_type, too_large,
+// invalid_utf8) rather than as an exception; Closed propagates.
+[[nodiscard]] std::variant<EventPtr, Skip> publish_routed(Hub& hub, RoutedRecord routed,
+                                                          std::string_view value);
 
 // JSON helpers used by routing, exposed for tests.
 namespace json {

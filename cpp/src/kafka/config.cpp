@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "sessionstream/kafka_config.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream::kafka {
 
@@ -163,8 +164,7 @@ EventHubsConnection parse_event_hubs_connection_string(std::string_view text) {
     if (part.empty()) continue;
     const auto eq = part.find('=');
     if (eq == std::string_view::npos || eq == 0) {
-      throw InvalidArgument("Event Hubs connection string part '" +
-                            std::string{part.substr(0, 40)} +
+      throw InvalidArgument("Event Hubs connection string part '" + utf8_excerpt(part, 40) +
                             "' is not NAME=VALUE: " + std::string{expected});
     }
     const std::string_view name = trim(part.substr(0, eq));
@@ -203,7 +203,7 @@ EventHubsConnection parse_event_hubs_connection_string(std::string_view text) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
   });
   if (!host_ok) {
-    throw InvalidArgument("Event Hubs Endpoint '" + endpoint.substr(0, 80) +
+    throw InvalidArgument("Event Hubs Endpoint '" + utf8_excerpt(endpoint, 80) +
                           "' has no valid host: " + std::string{expected});
   }
   if (!have_key || !have_sas) {

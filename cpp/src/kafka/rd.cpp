@@ -8,6 +8,7 @@
 
 #include "random.hpp"
 #include "sessionstream/errors.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream::kafka::detail {
 
@@ -19,7 +20,7 @@ std::unique_ptr<RdKafka::Conf> make_conf(const Properties& properties) {
     if (conf->set(name, value, errstr) != RdKafka::Conf::CONF_OK) {
       const bool secret = redacted({{name, value}}).front().second != value;
       throw InvalidArgument("librdkafka property '" + name + "'='" +
-                            (secret ? std::string{"***"} : value.substr(0, 120)) +
+                            (secret ? std::string{"***"} : utf8_excerpt(value, 120)) +
                             "' rejected: " + errstr);
     }
   }
@@ -153,7 +154,7 @@ void ClientEvents::event_cb(RdKafka::Event& event) {
                           : severity <= RdKafka::Event::EVENT_SEVERITY_WARNING ? "warning"
                           : severity <= RdKafka::Event::EVENT_SEVERITY_INFO    ? "info"
                                                                                : "debug";
-      notes_.once(level, "log." + event.fac() + "." + event.str().substr(0, 40),
+      notes_.once(level, "log." + event.fac() + "." + utf8_excerpt(event.str(), 40),
                   who_ + ": " + event.fac() + ": " + event.str());
       break;
     }
@@ -185,6 +186,24 @@ std::optional<std::int64_t> end_offset(RdKafka::KafkaConsumer& consumer, const s
              "cannot resolve the end of " + topic + "/" + std::to_string(partition) + ": " +
                  error_text(code) + "; consuming from librdkafka's end position instead");
   return std::nullopt;
+}
+
+void note_skip(NoteLog& notes, SkipKind kind, std::uint64_t count, const RecordView& record,
+               const std::string& detail) {
+  std::string message = std::string{"skipped record "} + std::string{record.topic} + "/" +
+                        std::to_string(record.partition) + "@" + std::to_string(record.offset) +
+                        " (" + to_string(kind) + "): " + detail;
+  const std::string key = std::string{"skip."} + to_string(kind);
+  if (kind == SkipKind::invalid_utf8) {
+    if (count % kInvalidUtf8NoteEvery != 1 && kInvalidUtf8NoteEvery != 1) return;
+    notes.always("warning", key,
+                 message + "; " + std::to_string(count) +
+                     " such record(s) so far, counted in health and noted once per " +
+                     std::to_string(kInvalidUtf8NoteEvery));
+    return;
+  }
+  notes.once("warning", key,
+             message + "; further records of this kind are counted in health, not logged");
 }
 
 RecordView record_view(RdKafka::Message& message) {

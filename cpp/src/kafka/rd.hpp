@@ -103,6 +103,16 @@ class ClientEvents : public RdKafka::EventCb {
                                                      std::int32_t partition, NoteLog& notes,
                                                      std::chrono::milliseconds budget);
 
+// Invalid UTF-8 comes from producers writing binary data, which tend to keep
+// doing so: such records are noted again every this many, never one by one.
+inline constexpr std::uint64_t kInvalidUtf8NoteEvery = 1000;
+
+// Notes a skipped record: once per kind, except invalid_utf8, which is noted
+// on its first record and then every kInvalidUtf8NoteEvery with the count so
+// far. count is the kind's counter including this record.
+void note_skip(NoteLog& notes, SkipKind kind, std::uint64_t count, const RecordView& record,
+               const std::string& detail);
+
 // Owned view of a message's fields for routing; valid while the message lives.
 [[nodiscard]] RecordView record_view(RdKafka::Message& message);
 

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "sessionstream/errors.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream::kafka::detail {
 
@@ -195,6 +196,11 @@ std::optional<std::vector<EventPtr>> KafkaReplayer::fetch(std::string_view chann
         const auto* ok = std::get_if<RoutedRecord>(&routed);
         if (ok == nullptr || ok->channel != channel) {
           reason = "record at offset " + std::to_string(record.offset) + " routes elsewhere now";
+          break;
+        }
+        if (!is_valid_utf8(record.value)) {
+          // Never published as such (the hub refuses it); the topic changed under us.
+          reason = "record at offset " + std::to_string(record.offset) + " is not valid UTF-8";
           break;
         }
         events.push_back(std::make_shared<const Event>(ok->channel, EventId{epoch_, seq}, ok->type,

@@ -3,6 +3,7 @@
 
 #include "sessionstream/errors.hpp"
 #include "sessionstream/kafka_router.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream::kafka {
 
@@ -22,6 +23,8 @@ const char* to_string(SkipKind kind) noexcept {
       return "invalid_type";
     case SkipKind::too_large:
       return "too_large";
+    case SkipKind::invalid_utf8:
+      return "invalid_utf8";
   }
   return "unknown";
 }
@@ -30,7 +33,7 @@ PayloadFormat parse_payload_format(std::string_view text) {
   if (text == "auto") return PayloadFormat::auto_detect;
   if (text == "json") return PayloadFormat::json;
   if (text == "text") return PayloadFormat::text;
-  throw InvalidArgument("payload format '" + std::string{text.substr(0, 40)} +
+  throw InvalidArgument("payload format '" + utf8_excerpt(text, 40) +
                         "' is invalid: use 'auto', 'json' or 'text'");
 }
 
@@ -370,7 +373,7 @@ Template Template::parse(std::string_view text, const std::vector<std::string>& 
   const auto fail = [&](const std::string& why) {
     std::string names = kPlaceholders;
     for (const auto& name : extra_names) names += ", {" + name + "}";
-    throw InvalidArgument("template '" + std::string{text.substr(0, 120)} + "': " + why +
+    throw InvalidArgument("template '" + utf8_excerpt(text, 120) + "': " + why +
                           "; placeholders are " + names + " (\"{{\" and \"}}\" for braces)");
   };
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -504,6 +507,28 @@ std::variant<RoutedRecord, Skip> Router::route(const RecordView& record,
   }
   routed.json = is_json && format_ != PayloadFormat::text;
   return routed;
+}
+
+std::variant<EventPtr, Skip> publish_routed(Hub& hub, RoutedRecord routed, std::string_view value) {
+  const HubConfig& config = hub.config();
+  // The hub's channel rule, checked here so a bad channel is named as such.
+  if (routed.channel.empty() || routed.channel.size() > config.max_channel_name ||
+      !std::all_of(routed.channel.begin(), routed.channel.end(),
+                   [](char c) { return c > 0x20 && c < 0x7F; })) {
+    return Skip{SkipKind::invalid_channel, "channel '" + utf8_excerpt(routed.channel, 80) + "'"};
+  }
+  if (value.size() > config.max_event_bytes) {
+    return Skip{SkipKind::too_large, std::to_string(value.size()) + " bytes"};
+  }
+  try {
+    return hub.publish(routed.channel, std::move(routed.type), std::string{value}, routed.json);
+  } catch (const InvalidUtf8& e) {
+    return Skip{e.field() == "data" ? SkipKind::invalid_utf8 : SkipKind::invalid_type, e.what()};
+  } catch (const InvalidArgument& e) {
+    return Skip{SkipKind::invalid_type, e.what()};
+  } catch (const PayloadTooLarge& e) {
+    return Skip{SkipKind::too_large, e.what()};
+  }
 }
 
 }  // namespace sessionstream::kafka

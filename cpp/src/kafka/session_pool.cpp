@@ -14,6 +14,7 @@
 #include "sessionstream/kafka_admin.hpp"
 #include "sessionstream/kafka_session_pool.hpp"
 #include "sessionstream/session_id.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream::kafka {
 
@@ -177,8 +178,8 @@ KafkaSessionPool::Impl::Impl(Hub& hub_ref, KafkaSessionPoolConfig cfg)
   }
   for (const auto& [domain, topic] : config.domains) {
     if (!valid_domain(domain) || topic.empty()) {
-      throw InvalidArgument("domain '" + domain.substr(0, 80) + "' -> topic '" +
-                            topic.substr(0, 80) +
+      throw InvalidArgument("domain '" + utf8_excerpt(domain, 80) + "' -> topic '" +
+                            utf8_excerpt(topic, 80) +
                             "' is invalid: domains are 1-100 characters of A-Z a-z 0-9 . _ - "
                             "and need a topic");
     }
@@ -211,13 +212,13 @@ std::string KafkaSessionPool::Impl::topic_for(const std::string& domain) const {
         if (!allowed.empty()) allowed += ", ";
         allowed += name;
       }
-      throw InvalidArgument("domain '" + domain.substr(0, 80) +
+      throw InvalidArgument("domain '" + utf8_excerpt(domain, 80) +
                             "' is not configured; use one of: " + allowed);
     }
     return it->second;
   }
   if (!valid_domain(domain)) {
-    throw InvalidArgument("domain '" + domain.substr(0, 80) +
+    throw InvalidArgument("domain '" + utf8_excerpt(domain, 80) +
                           "' is invalid: use 1-100 characters of A-Z a-z 0-9 . _ -");
   }
   std::string topic;
@@ -249,26 +250,23 @@ void KafkaSessionPool::Impl::handle(Entry& e, RdKafka::Message& message) {
   position->second = record.offset + 1;
   auto routed = router.route(record, e.vars);
   const auto skip = [&](SkipKind kind, const std::string& detail) {
-    skipped[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
-    notes.once("warning", std::string{"skip."} + to_string(kind),
-               "skipped record " + std::string{record.topic} + "/" +
-                   std::to_string(record.partition) + "@" + std::to_string(record.offset) + " (" +
-                   to_string(kind) + "): " + detail +
-                   "; further records of this kind are counted in health, not logged");
+    const std::uint64_t count =
+        skipped[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed) + 1;
+    detail::note_skip(notes, kind, count, record, detail);
   };
   if (const auto* s = std::get_if<Skip>(&routed)) {
     skip(s->kind, s->detail);
     return;
   }
-  auto& ok = std::get<RoutedRecord>(routed);
   try {
-    hub.publish(ok.channel, std::move(ok.type), std::string{record.value}, ok.json);
+    const auto outcome =
+        publish_routed(hub, std::move(std::get<RoutedRecord>(routed)), record.value);
+    if (const auto* refused = std::get_if<Skip>(&outcome)) {
+      skip(refused->kind, refused->detail);
+      return;
+    }
     e.published.fetch_add(1, std::memory_order_relaxed);
     published.fetch_add(1, std::memory_order_relaxed);
-  } catch (const PayloadTooLarge& ex) {
-    skip(SkipKind::too_large, ex.what());
-  } catch (const InvalidArgument& ex) {
-    skip(SkipKind::invalid_channel, ex.what());
   } catch (const Closed&) {
     notes.once("info", "hub.closed", "the hub is closed; Kafka records are no longer published");
   }

@@ -8,6 +8,7 @@
 #include "replay.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/kafka_source.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream::kafka {
 
@@ -71,7 +72,7 @@ KafkaSource::Impl::Impl(Hub& hub_ref, KafkaSourceConfig cfg)
   }
   for (const auto& topic : config.topics) {
     if (topic.empty() || topic.size() > 249) {
-      throw InvalidArgument("topic '" + topic.substr(0, 80) +
+      throw InvalidArgument("topic '" + utf8_excerpt(topic, 80) +
                             "' is invalid: use 1-249 characters (or ^regex for a pattern)");
     }
   }
@@ -163,12 +164,9 @@ void KafkaSource::Impl::rebalance_cb(RdKafka::KafkaConsumer* rk, RdKafka::ErrorC
 }
 
 void KafkaSource::Impl::skip(SkipKind kind, const RecordView& record, const std::string& detail) {
-  skipped[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
-  notes->once("warning", std::string{"skip."} + to_string(kind),
-              std::string{"skipped record "} + std::string{record.topic} + "/" +
-                  std::to_string(record.partition) + "@" + std::to_string(record.offset) + " (" +
-                  to_string(kind) + "): " + detail +
-                  "; further records of this kind are counted in health, not logged");
+  const std::uint64_t count =
+      skipped[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed) + 1;
+  detail::note_skip(*notes, kind, count, record, detail);
 }
 
 void KafkaSource::Impl::handle(RdKafka::Message& message) {
@@ -189,26 +187,17 @@ void KafkaSource::Impl::handle(RdKafka::Message& message) {
     skip(skipped_record->kind, record, skipped_record->detail);
     return;
   }
-  auto& ok = std::get<RoutedRecord>(routed);
-  if (ok.channel.size() > hub.config().max_channel_name ||
-      !std::all_of(ok.channel.begin(), ok.channel.end(),
-                   [](char c) { return c > 0x20 && c < 0x7F; })) {
-    skip(SkipKind::invalid_channel, record, "channel '" + ok.channel.substr(0, 80) + "'");
-    return;
-  }
-  if (record.value.size() > hub.config().max_event_bytes) {
-    skip(SkipKind::too_large, record, std::to_string(record.value.size()) + " bytes");
-    return;
-  }
   try {
-    const EventPtr event =
-        hub.publish(ok.channel, std::move(ok.type), std::string{record.value}, ok.json);
+    // Refused records (bad channel, type, size, or a value that is not UTF-8)
+    // are skipped and counted; the poll thread never stops for them.
+    auto outcome = publish_routed(hub, std::move(std::get<RoutedRecord>(routed)), record.value);
+    if (const auto* refused = std::get_if<Skip>(&outcome)) {
+      skip(refused->kind, record, refused->detail);
+      return;
+    }
+    const EventPtr& event = std::get<EventPtr>(outcome);
     index->record(event->channel(), event->id().seq, record.topic, record.partition, record.offset);
     published.fetch_add(1, std::memory_order_relaxed);
-  } catch (const InvalidArgument& e) {
-    skip(SkipKind::invalid_type, record, e.what());
-  } catch (const PayloadTooLarge& e) {
-    skip(SkipKind::too_large, record, e.what());
   } catch (const Closed&) {
     hub_closed = true;
     notes->once("info", "hub.closed", "the hub is closed; Kafka records are no longer published");

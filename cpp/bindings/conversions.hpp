@@ -1,5 +1,7 @@
 #pragma once
 
+#include <pybind11/pybind11.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +26,34 @@ inline std::chrono::milliseconds positive_seconds(double seconds, const char* na
                           std::to_string(seconds));
   }
   return std::chrono::milliseconds{static_cast<std::int64_t>(seconds * 1000.0)};
+}
+
+// A str or bytes argument as the bytes the core sees: a str as its UTF-8. A
+// str that has none (lone surrogates) is passed encoded with surrogatepass, so
+// the core refuses it like any other text that is not UTF-8, naming the byte
+// offset, instead of the binding failing with a bare TypeError. Needs the GIL.
+inline std::string text_bytes(const pybind11::handle& value, const char* name) {
+  PyObject* object = value.ptr();
+  if (PyUnicode_Check(object)) {
+    Py_ssize_t size = 0;
+    if (const char* data = PyUnicode_AsUTF8AndSize(object, &size)) {
+      return {data, static_cast<std::size_t>(size)};
+    }
+    PyErr_Clear();
+    const auto encoded = pybind11::reinterpret_steal<pybind11::object>(
+        PyUnicode_AsEncodedString(object, "utf-8", "surrogatepass"));
+    if (!encoded) throw pybind11::error_already_set();
+    return {PyBytes_AS_STRING(encoded.ptr()),
+            static_cast<std::size_t>(PyBytes_GET_SIZE(encoded.ptr()))};
+  }
+  if (PyBytes_Check(object)) {
+    return {PyBytes_AS_STRING(object), static_cast<std::size_t>(PyBytes_GET_SIZE(object))};
+  }
+  if (PyByteArray_Check(object)) {
+    return {PyByteArray_AS_STRING(object), static_cast<std::size_t>(PyByteArray_GET_SIZE(object))};
+  }
+  throw pybind11::type_error(std::string{name} + " must be str or bytes, got " +
+                             Py_TYPE(object)->tp_name);
 }
 
 }  // namespace sessionstream::bindings

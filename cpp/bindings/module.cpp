@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
   sessionstream::bindings::register_connections(m);
   sessionstream::bindings::register_store(m);
   sessionstream::bindings::register_kafka(m);
+  sessionstream::bindings::register_edge(m);
 }

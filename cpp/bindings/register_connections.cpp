@@ -5,6 +5,7 @@
 #include "sessionstream/connection_manager.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/session_id.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace py = pybind11;
 
@@ -29,14 +30,14 @@ const char* to_string(ResumeOutcome outcome) {
 Framing parse_framing(std::string_view text) {
   if (text == "sse") return Framing::sse;
   if (text == "websocket") return Framing::websocket;
-  throw InvalidArgument("framing '" + std::string{text.substr(0, 64)} +
+  throw InvalidArgument("framing '" + utf8_excerpt(text, 64) +
                         "' is invalid: use sse or websocket");
 }
 
 OverflowPolicy parse_overflow(std::string_view text) {
   if (text == "disconnect") return OverflowPolicy::disconnect;
   if (text == "drop_oldest") return OverflowPolicy::drop_oldest;
-  throw InvalidArgument("overflow policy '" + std::string{text.substr(0, 64)} +
+  throw InvalidArgument("overflow policy '" + utf8_excerpt(text, 64) +
                         "' is invalid: use disconnect or drop_oldest");
 }
 
@@ -82,14 +83,31 @@ void register_connections(py::module_& m) {
           py::arg("max_bytes") = 262144)
       .def(
           "subscribe",
-          [](Connection& c, const std::vector<std::string>& channels,
-             std::optional<std::string> last_event_id) {
+          // Names and ids straight from client messages: text_bytes lets a str
+          // with lone surrogates reach the core's validation (a clear refusal)
+          // instead of failing the call with a TypeError.
+          [](Connection& c, const py::iterable& channels, const py::object& last_event_id) {
+            if (py::isinstance<py::str>(channels) || py::isinstance<py::bytes>(channels)) {
+              throw py::type_error("channels must be a list of names, not one str");
+            }
+            std::vector<std::string> names;
+            for (const py::handle channel : channels) {
+              names.push_back(text_bytes(channel, "channel"));
+            }
+            std::optional<std::string> last;
+            if (!last_event_id.is_none()) last = text_bytes(last_event_id, "last_event_id");
             py::gil_scoped_release release;
-            return to_string(c.subscribe(channels, last_event_id));
+            return to_string(c.subscribe(names, last));
           },
           py::arg("channels"), py::arg("last_event_id") = py::none())
-      .def("unsubscribe", &Connection::unsubscribe, py::arg("channel"),
-           py::call_guard<py::gil_scoped_release>())
+      .def(
+          "unsubscribe",
+          [](Connection& c, const py::handle& channel) {
+            const std::string name = text_bytes(channel, "channel");
+            py::gil_scoped_release release;
+            c.unsubscribe(name);
+          },
+          py::arg("channel"))
       .def("close", &Connection::close, py::arg("reason") = "client_gone",
            py::call_guard<py::gil_scoped_release>())
       .def("__repr__", [](const Connection& c) {
@@ -143,10 +161,13 @@ void register_connections(py::module_& m) {
            py::call_guard<py::gil_scoped_release>())
       .def(
           "send_personal",
-          [](ConnectionManager& manager, std::string_view session_id, std::string data,
-             std::string event, bool json) {
+          [](ConnectionManager& manager, std::string_view session_id, const py::handle& data,
+             const py::handle& event, bool json) {
+            std::string data_bytes = text_bytes(data, "data");
+            std::string event_bytes = text_bytes(event, "event");
             py::gil_scoped_release release;
-            return manager.send_personal(session_id, std::move(event), std::move(data), json)
+            return manager
+                .send_personal(session_id, std::move(event_bytes), std::move(data_bytes), json)
                 ->id_text();
           },
           py::arg("session_id"), py::arg("data"), py::arg("event") = "message", py::kw_only(),
@@ -155,6 +176,9 @@ void register_connections(py::module_& m) {
            py::call_guard<py::gil_scoped_release>())
       .def("close_session", &ConnectionManager::close_session, py::arg("session_id"),
            py::arg("reason") = "session_cleanup", py::call_guard<py::gil_scoped_release>())
+      .def("close_connection", &ConnectionManager::close_connection, py::arg("session_id"),
+           py::arg("connection_id"), py::arg("reason") = "client_gone",
+           py::call_guard<py::gil_scoped_release>())
       .def("record_message", &ConnectionManager::record_message)
       .def("record_error", &ConnectionManager::record_error)
       .def("metrics",
@@ -204,7 +228,10 @@ void register_connections(py::module_& m) {
   m.def("validate_session_id", &validate_session_id);
   m.def("generate_session_id", &generate_session_id);
   m.def("private_channel", &private_channel);
-  m.def("is_foreign_private_channel", &is_foreign_private_channel);
+  m.def("is_foreign_private_channel", [](const py::handle& channel, const py::handle& session_id) {
+    return is_foreign_private_channel(text_bytes(channel, "channel"),
+                                      text_bytes(session_id, "session_id"));
+  });
 }
 
 }  // namespace sessionstream::bindings

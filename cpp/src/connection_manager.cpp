@@ -5,6 +5,7 @@
 
 #include "sessionstream/errors.hpp"
 #include "sessionstream/session_id.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream {
 
@@ -12,7 +13,7 @@ ConnectionPolicy parse_connection_policy(std::string_view text) {
   if (text == "all") return ConnectionPolicy::all;
   if (text == "latest") return ConnectionPolicy::latest;
   if (text == "swap_after_processing") return ConnectionPolicy::swap_after_processing;
-  throw InvalidArgument("connection policy '" + std::string{text.substr(0, 64)} +
+  throw InvalidArgument("connection policy '" + utf8_excerpt(text, 64) +
                         "' is invalid: use all, latest or swap_after_processing");
 }
 
@@ -285,6 +286,16 @@ std::size_t ConnectionManager::close_session(std::string_view session_id, std::s
     ++count;
   }
   return count;
+}
+
+bool ConnectionManager::close_connection(std::string_view session_id, std::uint64_t connection_id,
+                                         std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  const auto found = connections_.find(connection_id);
+  if (found == connections_.end() || found->second.info.session_id != session_id) return false;
+  if (found->second.subscriber->closed()) return false;
+  close_entry_locked(found->second, reason);
+  return true;
 }
 
 ConnectionMetrics ConnectionManager::metrics() const {

@@ -81,67 +81,83 @@ void Subscriber::append_frame(std::string& out, const Event& event, bool first) 
   }
 }
 
-Subscriber::Batch Subscriber::take(std::size_t max_bytes) {
-  std::vector<EventPtr> taken;
-  std::uint64_t dropped = 0;
-  Batch batch;
-  {
-    std::lock_guard lock(mutex_);
-    dropped = dropped_since_take_;
-    dropped_since_take_ = 0;
-    std::size_t budget = 0;
-    while (!mailbox_.empty() && (taken.empty() || budget < max_bytes)) {
-      EventPtr& front = mailbox_.front();
-      budget += front->data().size() + Event::kOverheadBytes;
-      pending_bytes_ -= front->cost_bytes();
-      if (!front->is_control()) {
-        --queued_events_;
-        if (replay_events_ > 0) {
-          --replay_events_;
-          // Live events queued before the replay drain first and may cost
-          // less: no byte allowance may outlive the event allowance.
-          replay_bytes_ = replay_events_ == 0
-                              ? 0
-                              : replay_bytes_ - std::min(replay_bytes_, front->cost_bytes());
-        }
+Subscriber::EventBatch Subscriber::take_pending(std::size_t max_bytes, std::uint64_t& dropped) {
+  EventBatch batch;
+  std::lock_guard lock(mutex_);
+  dropped = dropped_since_take_;
+  dropped_since_take_ = 0;
+  std::size_t budget = 0;
+  while (!mailbox_.empty() && (batch.events.empty() || budget < max_bytes)) {
+    EventPtr& front = mailbox_.front();
+    budget += front->data().size() + Event::kOverheadBytes;
+    pending_bytes_ -= front->cost_bytes();
+    if (!front->is_control()) {
+      --queued_events_;
+      if (replay_events_ > 0) {
+        --replay_events_;
+        // Live events queued before the replay drain first and may cost
+        // less: no byte allowance may outlive the event allowance.
+        replay_bytes_ =
+            replay_events_ == 0 ? 0 : replay_bytes_ - std::min(replay_bytes_, front->cost_bytes());
       }
-      taken.push_back(std::move(front));
-      mailbox_.pop_front();
     }
-    if (mailbox_.empty()) {
-      ready_marked_ = false;
-      if (closed_) {
-        batch.closed = true;
-        batch.close_reason = close_reason_;
-      }
-    } else if (notifier_) {
-      // The token that led here is spent and ready_marked_ stays set, so no
-      // delivery would mark it again: re-mark, or the rest waits forever.
-      notifier_->mark_ready(id_);
-    }
+    batch.events.push_back(std::move(front));
+    mailbox_.pop_front();
   }
+  if (mailbox_.empty()) {
+    ready_marked_ = false;
+    if (closed_) {
+      batch.closed = true;
+      batch.close_reason = close_reason_;
+    }
+  } else if (notifier_) {
+    // The token that led here is spent and ready_marked_ stays set, so no
+    // delivery would mark it again: re-mark, or the rest waits forever.
+    notifier_->mark_ready(id_);
+  }
+  return batch;
+}
+
+namespace {
+EventPtr gap_event(std::uint64_t dropped) {
+  return Event::control("gap",
+                        "\"reason\":\"dropped_oldest\",\"missed\":" + std::to_string(dropped));
+}
+}  // namespace
+
+Subscriber::EventBatch Subscriber::take_events(std::size_t max_bytes) {
+  std::uint64_t dropped = 0;
+  EventBatch batch = take_pending(max_bytes, dropped);
+  if (dropped) batch.events.insert(batch.events.begin(), gap_event(dropped));
+  return batch;
+}
+
+Subscriber::Batch Subscriber::take(std::size_t max_bytes) {
+  std::uint64_t dropped = 0;
+  EventBatch taken = take_pending(max_bytes, dropped);
   // Frames are copied into the send buffer outside the lock so the fan-out
   // never waits for a consumer's copy.
   const bool sse = options_.framing == Framing::sse;
   std::size_t size = 2;
-  for (const auto& event : taken) {
+  for (const auto& event : taken.events) {
     size += (sse ? event->sse_frame().size() : event->ws_object().size()) + 1;
   }
+  Batch batch;
   batch.data.reserve(size + (dropped ? 96 : 0));
-  if (!sse && (dropped || !taken.empty())) batch.data.push_back('[');
+  if (!sse && (dropped || !taken.events.empty())) batch.data.push_back('[');
   bool first = true;
   if (dropped) {
-    const auto gap = Event::control(
-        "gap", "\"reason\":\"dropped_oldest\",\"missed\":" + std::to_string(dropped));
-    append_frame(batch.data, *gap, first);
+    append_frame(batch.data, *gap_event(dropped), first);
     first = false;
   }
-  for (const auto& event : taken) {
+  for (const auto& event : taken.events) {
     append_frame(batch.data, *event, first);
     first = false;
   }
   if (!sse && !first) batch.data.push_back(']');
-  batch.events = taken.size();
+  batch.events = taken.events.size();
+  batch.closed = taken.closed;
+  batch.close_reason = std::move(taken.close_reason);
   return batch;
 }
 

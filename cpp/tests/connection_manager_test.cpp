@@ -428,6 +428,21 @@ TEST_F(ConnectionManagerTest, DisconnectChannelDropsItFromEveryTabOfTheSession) 
   EXPECT_FALSE(a2->subscriber()->closed()) << "dropping a channel closed the connection";
 }
 
+TEST_F(ConnectionManagerTest, CloseConnectionOnlyClosesAConnectionOfTheCallersSession) {
+  ConnectionManager manager{hub_};
+  auto a1 = manager.open(request("sessionA1"), notifier_);
+  auto b1 = manager.open(request("sessionB2"), notifier_);
+  EXPECT_FALSE(manager.close_connection("sessionA1", b1->id(), close_reason::client_gone))
+      << "a session closed another session's connection";
+  EXPECT_FALSE(b1->subscriber()->closed());
+  EXPECT_FALSE(manager.close_connection("sessionA1", 999999, close_reason::client_gone));
+  EXPECT_TRUE(manager.close_connection("sessionA1", a1->id(), close_reason::client_gone));
+  EXPECT_TRUE(a1->subscriber()->closed());
+  EXPECT_EQ(a1->subscriber()->closed_reason(), close_reason::client_gone);
+  EXPECT_FALSE(manager.close_connection("sessionA1", a1->id(), close_reason::client_gone))
+      << "closing twice reported success";
+}
+
 TEST_F(ConnectionManagerTest, CloseSessionClosesEveryTabOfThatSessionOnly) {
   ConnectionManager manager{hub_};
   auto a1 = manager.open(request("sessionA1"), notifier_);

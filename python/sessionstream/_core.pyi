@@ -15,6 +15,13 @@ class SessionStreamError(Exception):
 class InvalidArgumentError(SessionStreamError, ValueError):
     """A value is outside its valid range; the message names it and what is valid."""
 
+class InvalidUtf8Error(InvalidArgumentError):
+    """Text that must be UTF-8 (event data, event type) is not; frames are UTF-8 text."""
+
+    field: Literal["event", "data"]
+    offset: int
+    """Byte offset of the first invalid sequence."""
+
 class PayloadTooLargeError(SessionStreamError, ValueError):
     """An event or stored value is larger than the configured maximum."""
 
@@ -65,7 +72,8 @@ class Hub:
     ) -> str:
         """Publish to a channel and return the event id.
 
-        ``json=True`` embeds data as JSON in WebSocket frames.
+        ``json=True`` embeds data as JSON in WebSocket frames. Data and event type must be
+        valid UTF-8 (``InvalidUtf8Error`` names the byte offset otherwise).
         """
     def subscriber_count(self, channel: str) -> int: ...
     def channel_count(self) -> int: ...
@@ -141,6 +149,9 @@ class ConnectionManager:
     ) -> str: ...
     def disconnect_channel(self, session_id: str, channel: str) -> int: ...
     def close_session(self, session_id: str, reason: str = "session_cleanup") -> int: ...
+    def close_connection(
+        self, session_id: str, connection_id: int, reason: str = "client_gone"
+    ) -> bool: ...
     def record_message(self) -> None: ...
     def record_error(self) -> None: ...
     def metrics(self) -> dict[str, float]: ...
@@ -177,6 +188,84 @@ def validate_session_id(session_id: str) -> None: ...
 def generate_session_id() -> str: ...
 def private_channel(session_id: str) -> str: ...
 def is_foreign_private_channel(channel: str, session_id: str) -> bool: ...
+
+# -- Native delivery engine --------------------------------------------------------------
+
+InboundKind = Literal["message", "closed"]
+
+class Engine:
+    """Native delivery of adopted SSE and WebSocket connections on its own threads.
+
+    After adoption the engine alone writes frames, reads client messages, sends heartbeats and
+    pings, detects disconnects and closes. Every method is thread-safe and releases the GIL
+    while it may block. Call ``stop()`` before the ConnectionManager and Hub of the adopted
+    connections go away.
+    """
+
+    INBOUND_TOKEN: int
+    """Marked on ``host_notifier`` when the inbound queue goes from empty to non-empty."""
+
+    def __init__(
+        self,
+        host_notifier: Notifier | None,
+        *,
+        threads: int = 1,
+        heartbeat_interval: float = 15.0,
+        send_timeout: float = 10.0,
+        max_batch_bytes: int = 262144,
+        shutdown_retry_ms: int = 5000,
+        ws_max_message_bytes: int = 65536,
+        ws_messages_per_second: float = 20.0,
+        ws_message_burst: int = 40,
+        ws_idle_timeout: float = 60.0,
+        outbox_max_frames: int = 256,
+    ) -> None: ...
+    def next_notifier(self) -> Notifier:
+        """The notifier to open a connection with (``ConnectionManager.open(notifier=...)``)
+        when it will be adopted; round robin over the engine threads."""
+    def adopt_sse(
+        self,
+        fd: int,
+        connection: Connection,
+        *,
+        chunked: bool,
+        initial: bytes,
+        buffered: bytes = b"",
+    ) -> None:
+        """Take over an SSE response whose head was sent. Owns ``fd`` in every case (closes it on
+        error). ``initial`` is body bytes written first; the engine adds the chunk framing when
+        ``chunked``. Raises ``InvalidArgumentError`` (not a TCP socket, connection not opened with
+        ``next_notifier()``) or ``ClosedError`` after ``begin_shutdown()`` (the connection is then
+        closed with reason ``shutdown``)."""
+    def adopt_websocket(
+        self,
+        fd: int,
+        connection: Connection,
+        *,
+        request: bytes,
+        headers: list[tuple[str, str]] = ...,
+        welcome: str = "",
+    ) -> None:
+        """Take over a WebSocket before its handshake: the engine writes the 101 for ``request``
+        (the raw upgrade request followed by any bytes read after it) with ``headers`` added,
+        then ``welcome`` as the first text frame. Same ownership and errors as ``adopt_sse``."""
+    def send_text(self, connection_id: int, text: str) -> bool:
+        """A direct text frame to an adopted WebSocket, sent before its mailbox frames. False when
+        unknown or closed; an outbox overflow closes the connection as ``slow_consumer``."""
+    def take_inbound(self, max: int = 4096) -> list[tuple[int, InboundKind, str]]:
+        """``(connection_id, "message", text)`` and ``(connection_id, "closed", reason)`` in arrival
+        order. Every adopted WebSocket yields exactly one ``closed`` entry."""
+    def begin_shutdown(self) -> None:
+        """Refuse further adoptions; open connections run on until closed."""
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no adopted connection is open; False after ``timeout`` seconds."""
+    def stop(self) -> None:
+        """Close what is left (reason ``shutdown``, sockets closed at once) and join the threads.
+        Idempotent."""
+    def metrics(self) -> dict[str, int]:
+        """adopted_sse, adopted_websocket, open_sse, open_websocket, writes, bytes_written,
+        events_written, heartbeats, send_timeouts, ws_messages_in, ws_rate_limited,
+        ws_oversized, inbound_dropped, closed_total."""
 
 # -- Kafka / Azure Event Hubs ------------------------------------------------------------
 

@@ -142,6 +142,10 @@ class ConnectionManager {
   // close every connection of a session. Return how many were affected.
   std::size_t disconnect_channel(std::string_view session_id, std::string_view channel);
   std::size_t close_session(std::string_view session_id, std::string_view reason);
+  // Closes one connection, only when it belongs to session_id (the page-hide beacon), whichever
+  // delivery path owns it. Returns false for an unknown, foreign or already closed connection.
+  bool close_connection(std::string_view session_id, std::uint64_t connection_id,
+                        std::string_view reason);
 
   void record_message() noexcept { total_messages_.fetch_add(1, std::memory_order_relaxed); }
   void record_error() noexcept { total_errors_.fetch_add(1, std::memory_order_relaxed); }

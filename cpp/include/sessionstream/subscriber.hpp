@@ -56,6 +56,14 @@ class Subscriber {
     std::string close_reason;
   };
 
+  // The pending events themselves, for a consumer that frames and writes them
+  // without copying payloads (the shared sse_frame()/ws_object() buffers).
+  struct EventBatch {
+    std::vector<EventPtr> events;
+    bool closed = false;
+    std::string close_reason;
+  };
+
   enum class DeliverResult { queued, dropped_oldest, overflow_closed, already_closed };
 
   Subscriber(std::uint64_t id, SubscriberOptions options, std::shared_ptr<Notifier> notifier);
@@ -64,6 +72,8 @@ class Subscriber {
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] const SubscriberOptions& options() const noexcept { return options_; }
+  // The notifier given at construction (may be null); it never changes.
+  [[nodiscard]] const std::shared_ptr<Notifier>& notifier() const noexcept { return notifier_; }
 
   // bounded=false is for resume replays, which the history bound already limits.
   DeliverResult deliver(const EventPtr& event, bool bounded = true);
@@ -76,6 +86,9 @@ class Subscriber {
   // array for WebSocket. When frames remain, the notifier is marked again so
   // a consumer driven only by ready tokens comes back for the rest.
   [[nodiscard]] Batch take(std::size_t max_bytes);
+  // Same accounting as take(), without framing: when drop_oldest dropped
+  // events since the last take, a gap control event comes first.
+  [[nodiscard]] EventBatch take_events(std::size_t max_bytes);
 
   // Returns false when it was already closed. slow_consumer discards pending
   // frames (memory is released now); other reasons let pending frames drain.
@@ -87,6 +100,9 @@ class Subscriber {
   [[nodiscard]] std::size_t pending_bytes() const;
 
  private:
+  // take_events() without the gap event; dropped receives how many events
+  // drop_oldest removed since the last take.
+  [[nodiscard]] EventBatch take_pending(std::size_t max_bytes, std::uint64_t& dropped);
   void append_frame(std::string& out, const Event& event, bool first) const;
   void notify_locked();
   void drop_oldest_event_locked();

@@ -1,0 +1,1 @@
+"""Tests of the uvicorn socket-handoff integration (sessionstream.server)."""

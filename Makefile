@@ -9,7 +9,7 @@ PORT ?= 8000
 .PHONY: demo test bootstrap bootstrap-full test-cpp test-sanitizers test-python bench format lint clean
 
 demo: bootstrap
-	$(PY) -m uvicorn examples.demo.app:app --host $(HOST) --port $(PORT)
+	$(PY) -m sessionstream serve examples.demo.app:app --host $(HOST) --port $(PORT)
 
 test: bootstrap-full test-cpp test-sanitizers test-python
 
@@ -39,7 +39,7 @@ bench:
 	bash bench/run
 
 format:
-	clang-format -i cpp/include/sessionstream/*.hpp cpp/src/*.cpp cpp/src/*.hpp cpp/bindings/*.cpp cpp/bindings/*.hpp cpp/tests/*.cpp bench/micro/*.cpp
+	clang-format -i cpp/include/sessionstream/*.hpp cpp/include/sessionstream/edge/*.hpp cpp/src/edge/* cpp/src/*.cpp cpp/src/*.hpp cpp/bindings/*.cpp cpp/bindings/*.hpp cpp/tests/*.cpp bench/micro/*.cpp
 	$(PY) -m ruff format python tests examples bench
 
 lint:

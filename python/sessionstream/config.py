@@ -79,6 +79,17 @@ class StreamConfig:
     drain_on_signal: bool = True
     """Start draining streams on SIGINT/SIGTERM, before the server waits for open requests."""
 
+    # Delivery
+    native_delivery: bool = True
+    """Hand stream connections to the native engine when the server offers the
+    ``sessionstream.handoff`` extension (``sessionstream serve``); ``False`` keeps every
+    stream on the Python delivery path."""
+    native_threads: int = 1
+    """Threads of the native engine; each owns the connections handed to it."""
+    ws_idle_timeout: float = 60.0
+    """Natively delivered WebSockets: a peer silent this long is closed; pings go out at
+    half of it."""
+
     # WebSocket protocol
     ws_max_message_bytes: int = 65_536
     """Largest client message accepted; larger ones get an error frame."""
@@ -136,6 +147,8 @@ class StreamConfig:
             "max_batch_bytes",
             "ws_max_message_bytes",
             "ws_max_concurrent_handlers",
+            "native_threads",
+            "ws_idle_timeout",
             "ws_messages_per_second",
             "ws_message_burst",
             "session_max_history",

@@ -348,6 +348,8 @@ class KafkaStream:
                     replay_timeout=s.replay_timeout,
                 )
                 self.source.start()
+                # The source fills resume gaps by seeking partitions, which blocks.
+                self.hub.blocking_resume = True
             if s.mode in ("session", "both"):
                 self.pool = _core.KafkaSessionPool(
                     native,

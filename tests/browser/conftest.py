@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Error, Page, sync_playwright
 
+from tests.integration.support import delivery_modes
+
 from .support import ARTIFACTS, DemoServer, DroppingProxy
 
 CHROMIUM = os.environ.get("SESSIONSTREAM_CHROMIUM", "/usr/bin/chromium")
@@ -69,6 +71,12 @@ def _fresh_artifacts(request: pytest.FixtureRequest) -> None:
             path.unlink()
 
 
+@pytest.fixture(scope="module", params=delivery_modes())
+def delivery(request: pytest.FixtureRequest) -> str:
+    """Every page runs against native delivery and against the Python fallback."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
@@ -85,12 +93,12 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., DemoServer]]:
+def serve(request: pytest.FixtureRequest, delivery: str) -> Iterator[Callable[..., DemoServer]]:
     """Start a demo server with extra environment variables (``SESSIONSTREAM_*``...)."""
     servers: list[DemoServer] = []
 
     def start(**env: str) -> DemoServer:
-        server = DemoServer({**DEMO_ENV, **env})
+        server = DemoServer({**DEMO_ENV, **env}, delivery=delivery)
         servers.append(server)
         try:
             return server.start()

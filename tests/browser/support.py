@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
+from tests.integration.support import SERVER_ARGS
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "browser"
 DEMO_APP = "examples.demo.app:app"
@@ -48,8 +50,11 @@ def _pythonpath() -> str:
 class DemoServer:
     """``python -m uvicorn examples.demo.app:app`` on 127.0.0.1, restartable on its port."""
 
-    def __init__(self, env: dict[str, str] | None = None, app: str = DEMO_APP) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, app: str = DEMO_APP, delivery: str = "python"
+    ) -> None:
         self.app = app
+        self.delivery = delivery
         self.env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -81,6 +86,7 @@ class DemoServer:
                 "warning",
                 "--timeout-graceful-shutdown",
                 "10",
+                *SERVER_ARGS[self.delivery],
             ],
             cwd=ROOT,
             env=self.env,

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .support import ServerProcess
+from .support import ServerProcess, delivery_modes
 
 DEMO_APP = "examples.demo.app:app"
 STREAM_APP = "tests.integration.stream_app:app"
@@ -18,13 +18,20 @@ DEMO_ENV = {
 }
 
 
+@pytest.fixture(scope="module", params=delivery_modes())
+def delivery(request: pytest.FixtureRequest) -> str:
+    """Every server test runs with native delivery (the handoff protocol classes) and with
+    the Python fallback (plain uvicorn)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def start_server() -> Iterator[Callable[..., ServerProcess]]:
+def start_server(delivery: str) -> Iterator[Callable[..., ServerProcess]]:
     """Start a server with extra env; stopped at the end of the test."""
     servers: list[ServerProcess] = []
 
     def start(app: str = STREAM_APP, **env: str) -> ServerProcess:
-        server = ServerProcess(app, env)
+        server = ServerProcess(app, env, delivery=delivery)
         servers.append(server)
         return server.start()
 
@@ -34,8 +41,8 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
 
 
 @pytest.fixture(scope="module")
-def demo_server() -> Iterator[ServerProcess]:
-    server = ServerProcess(DEMO_APP, DEMO_ENV)
+def demo_server(delivery: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(DEMO_APP, DEMO_ENV, delivery=delivery)
     try:
         yield server.start()
     finally:
@@ -43,8 +50,10 @@ def demo_server() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def stream_server() -> Iterator[ServerProcess]:
-    server = ServerProcess(STREAM_APP, {"SESSIONSTREAM_HISTORY_MAX_EVENTS": "64"})
+def stream_server(delivery: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(
+        STREAM_APP, {"SESSIONSTREAM_HISTORY_MAX_EVENTS": "64"}, delivery=delivery
+    )
     try:
         yield server.start()
     finally:

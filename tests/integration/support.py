@@ -41,11 +41,40 @@ def _pythonpath() -> str:
     return os.pathsep.join(parts)
 
 
+# How the server is started for each delivery mode: "native" loads the handoff protocol
+# classes (streams are handed to the native engine), "python" is plain uvicorn (the routes
+# fall back to Python delivery).
+SERVER_ARGS = {
+    "native": [
+        "--http",
+        "sessionstream.server:HttpToolsHandoffProtocol",
+        "--ws",
+        "sessionstream.server:WebSocketsSansIOHandoffProtocol",
+    ],
+    "python": [],
+}
+
+
+def delivery_modes() -> list[str]:
+    """Both modes, or the one named by SESSIONSTREAM_TEST_DELIVERY."""
+    only = os.environ.get("SESSIONSTREAM_TEST_DELIVERY")
+    return [only] if only else list(SERVER_ARGS)
+
+
 class ServerProcess:
     """``python -m uvicorn <app>`` on 127.0.0.1 with extra environment variables."""
 
-    def __init__(self, app: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app: str,
+        env: dict[str, str] | None = None,
+        *,
+        delivery: str = "python",
+        server_args: list[str] | None = None,
+    ) -> None:
         self.app = app
+        self.delivery = delivery
+        self.server_args = [*SERVER_ARGS[delivery], *(server_args or [])]
         self.env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,6 +102,7 @@ class ServerProcess:
                 "warning",
                 "--timeout-graceful-shutdown",
                 "15",
+                *self.server_args,
             ],
             cwd=ROOT,
             env=self.env,
@@ -218,6 +248,8 @@ class SSEClient:
     response_headers: httpx.Headers | None = None
     events: list[SSEEvent] = field(default_factory=list)
     welcome: dict[str, Any] | None = None
+    welcome_id: str | None = None
+    """The welcome event's own id (the stream's position on a live stream)."""
     last_event_id_seen: str | None = None
     """What a browser's EventSource would send as Last-Event-ID on its next reconnect."""
 
@@ -242,6 +274,7 @@ class SSEClient:
             first = await self.next(include_comments=False)
             assert first.event == "welcome", first
             self.welcome = first.json()
+            self.welcome_id = first.id
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -43,8 +43,26 @@ async def test_retry_field_is_sent_first(stream_server: ServerProcess) -> None:
     async with httpx.AsyncClient(timeout=5.0) as client:
         async with client.stream("GET", stream_server.url + "/stream/sse") as response:
             first = await anext(response.aiter_raw())
-    # The stream's position (an id-only block) comes first, then retry and the welcome.
-    assert re.match(rb"id: [0-9a-f]+-\d+\n\nretry: 3000\nevent: welcome\n", first), first
+    # The welcome comes first and carries the stream's position as its own id.
+    assert re.match(rb"id: [0-9a-f]+-\d+\nretry: 3000\nevent: welcome\n", first), first
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_only_keeps_ids_of_data_events_resumes_from_the_welcome(
+    stream_server: ServerProcess,
+) -> None:
+    # Regression: clients such as the npm eventsource package ignore an id in a block
+    # without data. A client that drops before the first event must still resume.
+    channel = f"welcome-id-{session_id('w')}"
+    async with SSEClient(stream_server.url, [channel]) as stream:
+        assert stream.welcome is not None
+        position = stream.welcome_id
+    assert position, "the welcome carries no id"
+    (missed,) = await publish(stream_server, channel, {"n": 1})
+    async with SSEClient(stream_server.url, [channel], last_event_id=position) as stream:
+        assert stream.welcome is not None and stream.welcome["resume"] == "exact"
+        event = await stream.next()
+        assert (event.id, event.json()) == (missed, {"n": 1})
 
 
 @pytest.mark.asyncio

@@ -26,6 +26,12 @@ from sessionstream._core import Connection, Notifier
 logger = logging.getLogger("sessionstream.delivery")
 
 LIFECYCLE_TOKEN = 0
+# Direct frames (replies and errors) one connection may have waiting for its sender.
+# The client's own messages cause them, so a client that sends without reading would
+# otherwise grow them without bound while the sender sits in a blocked send.
+OUTBOX_MAX_FRAMES = 256
+# Marked by the native engine when WebSocket client messages wait for the loop.
+INBOUND_TOKEN = (1 << 64) - 1
 
 if sys.version_info >= (3, 11):
 
@@ -63,6 +69,7 @@ class Slot:
         "heartbeat_due",
         "last_send",
         "outbox",
+        "outbox_overflowed",
         "task",
         "handler_tasks",
         "opened_at",
@@ -83,13 +90,33 @@ class Slot:
         # Replies addressed to this connection alone (WebSocket pong, acks, errors):
         # pre-encoded text frames, sent by the sender task before mailbox frames.
         self.outbox: deque[str] = deque()
+        self.outbox_overflowed = False
         self.task: asyncio.Task[object] | None = None
         self.handler_tasks: set[asyncio.Task[None]] = set()
         self.opened_at = time.time()
 
     def post(self, text: str) -> None:
-        """Queue a direct frame for this connection and wake its sender."""
-        if self.gone or self.abort:
+        """Queue a direct frame for this connection and wake its sender.
+
+        With :data:`OUTBOX_MAX_FRAMES` frames already unsent the connection is closed
+        as ``slow_consumer`` instead (its unsent direct frames are dropped; the client
+        may reconnect and resume), so memory stays bounded whatever the client sends.
+        """
+        if self.gone or self.abort or self.outbox_overflowed:
+            return
+        if len(self.outbox) >= OUTBOX_MAX_FRAMES:
+            self.outbox_overflowed = True
+            self.outbox.clear()
+            logger.warning(
+                "connection %s: %d replies unsent, the client sends without reading;"
+                " closed as slow_consumer",
+                self.id,
+                OUTBOX_MAX_FRAMES,
+            )
+            # The sender sees the closed mailbox once its send returns (or times out)
+            # and ends the stream with the slow_consumer close frame.
+            self.connection.close("slow_consumer")
+            self.wake.set()
             return
         self.outbox.append(text)
         self.wake.set()
@@ -108,11 +135,13 @@ class LoopDelivery:
         *,
         heartbeat_interval: float,
         on_lifecycle: Callable[[], None],
+        on_inbound: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
         self.notifier = Notifier()
         self.slots: dict[int, Slot] = {}
         self._on_lifecycle = on_lifecycle
+        self._on_inbound = on_inbound
         self._heartbeat_interval = heartbeat_interval
         self._empty = asyncio.Event()
         self._empty.set()
@@ -132,6 +161,13 @@ class LoopDelivery:
                     self._on_lifecycle()
                 except Exception:  # a listener's bug must not stop delivery
                     logger.exception("lifecycle listener failed")
+                continue
+            if token == INBOUND_TOKEN:
+                if self._on_inbound is not None:
+                    try:
+                        self._on_inbound()
+                    except Exception:  # one connection's message must not stop delivery
+                        logger.exception("native inbound messages failed")
                 continue
             slot = slots.get(token)
             if slot is not None:

@@ -132,6 +132,7 @@ def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
             **{k: int(v) for k, v in hub_metrics.items() if k != "channels"},
             **hub.rates(),
         },
+        "delivery": hub.delivery_status(),
         "limits": {
             "max_connections": cfg.max_connections,
             "max_per_ip": cfg.max_per_ip,
@@ -211,6 +212,23 @@ class NativeCollector(Collector):
                     f"sessionstream_{name}", f"Native hub counter {key}", value=float(value)
                 )
         yield resumes
+        by_mode = GaugeMetricFamily(
+            "sessionstream_connections",
+            "Open connections by delivery mode (native engine or Python) and transport",
+            labels=["delivery", "transport"],
+        )
+        for mode, counts in hub.delivery_counts().items():
+            for transport, count in counts.items():
+                by_mode.add_metric([mode, transport], float(count))
+        yield by_mode
+        native = hub.native_delivery
+        if native is not None:
+            for key, value in native.metrics().items():
+                if key.startswith("open_"):
+                    continue
+                yield CounterMetricFamily(
+                    f"sessionstream_engine_{key}", f"Native engine counter {key}", value=value
+                )
         rates = hub.rates()
         for key, value in rates.items():
             yield GaugeMetricFamily(

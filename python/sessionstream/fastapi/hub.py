@@ -23,14 +23,16 @@ import inspect
 import json as _json
 import logging
 import signal
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from sessionstream._core import (
     ClosedError,
+    Connection,
     ConnectionManager,
     Hub,
     InvalidArgumentError,
@@ -44,6 +46,7 @@ from sessionstream.config import Policy, StreamConfig
 from sessionstream.fastapi.delivery import LoopDelivery, Slot
 from sessionstream.fastapi.errors import StreamHTTPError, limit_error, shutting_down_error
 from sessionstream.fastapi.messages import RESERVED_TYPES, MessageHandler
+from sessionstream.fastapi.native import HANDOFF_EXTENSION, NativeDelivery, NativeSlot
 from sessionstream.fastapi.session import StreamSession
 
 if TYPE_CHECKING:
@@ -153,6 +156,11 @@ class StreamHub:
         self._hub: Hub | None = None
         self._manager: ConnectionManager | None = None
         self._store: SessionStore | None = None
+        self._native: NativeDelivery | None = None
+        # Why streams fall back to Python delivery; each reason is logged once.
+        self._fallback_reasons: dict[str, int] = {}
+        # Resumes may block (a replay source seeks Kafka): then opens run off the loop.
+        self.blocking_resume = False
         self._create_core()
         from sessionstream.fastapi.router import build_router
 
@@ -220,8 +228,9 @@ class StreamHub:
         dict/list (and JSON scalars) are JSON-encoded and embedded as JSON in WebSocket
         frames; str and bytes are sent as they are (``json=True`` marks a str as JSON
         text). Multi-line data is safe. Raises ``InvalidArgumentError`` for a bad channel
-        name, ``PayloadTooLargeError`` above ``max_event_bytes``, ``ClosedError`` after
-        shutdown.
+        name, ``InvalidUtf8Error`` (an ``InvalidArgumentError``, naming the byte offset)
+        when bytes or the event type are not valid UTF-8, ``PayloadTooLargeError`` above
+        ``max_event_bytes``, ``ClosedError`` after shutdown.
         """
         hub = self._hub
         if hub is None:
@@ -340,11 +349,43 @@ class StreamHub:
                 loop,
                 heartbeat_interval=self.config.heartbeat_interval,
                 on_lifecycle=self._drain_lifecycle,
+                on_inbound=self._drain_inbound,
             )
             self._deliveries[loop] = delivery
         return delivery
 
-    def open_connection(
+    def handoff_for(self, scope: Mapping[str, Any]) -> Any | None:
+        """The server's handoff extension when this connection can be delivered natively,
+        else ``None`` (the reason is logged once and counted for ``/health``)."""
+        if self._native is None or self._state != "running":
+            return None
+        handoff = (scope.get("extensions") or {}).get(HANDOFF_EXTENSION)
+        if handoff is None:
+            self._note_fallback(
+                "the server offers no sessionstream.handoff extension (start it with"
+                " `sessionstream serve` or uvicorn --http/--ws sessionstream.server classes)"
+            )
+            return None
+        reason = handoff.unavailable_reason()
+        if reason is not None:
+            self._note_fallback(reason)
+            return None
+        return handoff
+
+    def _note_fallback(self, reason: str) -> None:
+        if reason not in self._fallback_reasons:
+            if len(self._fallback_reasons) >= 32:  # reasons are few; never let them grow
+                return
+            logger.info("python delivery for a stream: %s", reason)
+            self._fallback_reasons[reason] = 0
+        self._fallback_reasons[reason] += 1
+
+    @property
+    def native_delivery(self) -> NativeDelivery | None:
+        """The native engine's side of delivery while the hub runs with it."""
+        return self._native
+
+    async def open_connection(
         self,
         session: StreamSession,
         channels: list[str],
@@ -352,42 +393,49 @@ class StreamHub:
         last_event_id: str | None,
         framing: Literal["sse", "websocket"],
         policy: Policy,
-    ) -> tuple[LoopDelivery, Slot]:
-        """Register a connection with the core and this loop's delivery.
+        native: bool = False,
+    ) -> Connection:
+        """Register a connection with the core.
 
-        Raises :class:`StreamHTTPError` (limits, shutdown, invalid channel). The caller owns
-        the returned slot and must call :meth:`release` in a ``finally``.
+        ``native`` opens it for the engine (the caller hands its socket over next);
+        otherwise for this loop's Python delivery (the caller registers a slot). Raises
+        :class:`StreamHTTPError` (limits, shutdown, invalid channel). The caller owns the
+        connection and must close it or hand it to the engine.
         """
         if self._state == "draining":
             raise shutting_down_error(self.config.retry_after_seconds)
         manager = self._manager
-        if manager is None:
+        if manager is None or (native and self._native is None):
             raise shutting_down_error(self.config.retry_after_seconds)
-        delivery = self.delivery()
         cfg = self.config
+        notifier = self._native.notifier() if native and self._native else self.delivery().notifier
+        arguments: dict[str, Any] = {
+            "notifier": notifier,
+            "ip": session.ip,
+            "channels": channels,
+            "last_event_id": last_event_id,
+            "framing": framing,
+            "overflow": cfg.overflow,
+            "mailbox_events": cfg.mailbox_events,
+            "mailbox_bytes": cfg.mailbox_bytes,
+            "policy": policy,
+            # A policy replaces tabs of the same transport only: a chat WebSocket
+            # never closes the same browser's SSE streams.
+            "group": framing,
+        }
         try:
-            connection = manager.open(
-                session.id,
-                notifier=delivery.notifier,
-                ip=session.ip,
-                channels=channels,
-                last_event_id=last_event_id,
-                framing=framing,
-                overflow=cfg.overflow,
-                mailbox_events=cfg.mailbox_events,
-                mailbox_bytes=cfg.mailbox_bytes,
-                policy=policy,
-                # A policy replaces tabs of the same transport only: a chat WebSocket
-                # never closes the same browser's SSE streams.
-                group=framing,
-            )
+            if last_event_id and self.blocking_resume:
+                # A replay may seek Kafka for up to its timeout: never on the loop.
+                connection = await asyncio.to_thread(manager.open, session.id, **arguments)
+            else:
+                connection = manager.open(session.id, **arguments)
         except LimitExceededError as exc:
             raise limit_error(exc, cfg.retry_after_seconds) from None
         except ClosedError:
             raise shutting_down_error(cfg.retry_after_seconds) from None
         except InvalidArgumentError as exc:
             raise StreamHTTPError(400, "invalid_channel", str(exc)) from None
-        return delivery, delivery.register(connection, framing)
+        return connection
 
     @staticmethod
     def release(delivery: LoopDelivery, slot: Slot) -> None:
@@ -397,12 +445,34 @@ class StreamHub:
         finally:
             delivery.unregister(slot)
 
-    def find_connection(self, connection_id: int) -> Slot | None:
+    def find_connection(self, connection_id: int) -> Slot | NativeSlot | None:
         for delivery in self._deliveries.values():
             slot = delivery.find(connection_id)
             if slot is not None:
                 return slot
+        if self._native is not None:
+            return self._native.find(connection_id)
         return None
+
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        """Open connections per delivery mode and transport."""
+        python = {"sse": 0, "websocket": 0}
+        for delivery in self._deliveries.values():
+            for slot in delivery.slots.values():
+                python[slot.transport] = python.get(slot.transport, 0) + 1
+        native = self._native.open_connections() if self._native else {"sse": 0, "websocket": 0}
+        return {"native": native, "python": python}
+
+    def delivery_status(self) -> dict[str, Any]:
+        """How streams are delivered, for ``/health``."""
+        mode, why = self._expected_mode()
+        return {
+            "mode": mode,
+            "why": why,
+            "native_engine": self._native is not None,
+            "open": self.delivery_counts(),
+            "fallback_reasons": dict(self._fallback_reasons),
+        }
 
     def track_handler(self, task: asyncio.Task[None]) -> None:
         self._handler_tasks.add(task)
@@ -415,13 +485,9 @@ class StreamHub:
         return self.manager.disconnect_channel(session_id, channel)
 
     def close_connection(self, session_id: str, connection_id: int) -> bool:
-        """Close one connection of a session (the page-hide beacon)."""
-        slot = self.find_connection(connection_id)
-        if slot is None or slot.session_id != session_id:
-            return False
-        # The sender sees the closed mailbox and ends the stream with a close frame.
-        slot.connection.close("client_gone")
-        return True
+        """Close one connection of a session (the page-hide beacon), whichever delivery
+        path owns it: its sender sees the closed mailbox and ends with a close frame."""
+        return self.manager.close_connection(session_id, connection_id, "client_gone")
 
     def cleanup_session(self, session_id: str) -> dict[str, int | bool]:
         """Close every connection of a session (reason ``session_cleanup``) and drop its
@@ -431,6 +497,10 @@ class StreamHub:
         return {"closed_connections": closed, "store_erased": erased}
 
     # -- lifecycle --------------------------------------------------------
+
+    def _drain_inbound(self) -> None:
+        if self._native is not None:
+            self._native.drain_inbound()
 
     def _drain_lifecycle(self) -> None:
         hub = self._hub
@@ -477,10 +547,34 @@ class StreamHub:
         self._loop = asyncio.get_running_loop()
         delivery = self.delivery()
         self.native.set_lifecycle_notifier(delivery.notifier)
+        if self.config.native_delivery and self._native is None:
+            self._native = NativeDelivery(self.config, delivery.notifier)
         self._state = "running"
         self._sampler = asyncio.create_task(self._sample_forever(), name="sessionstream-sampler")
         self._install_signal_handlers()
-        logger.info("stream hub started (prefix %s)", self.config.prefix)
+        mode, why = self._expected_mode()
+        # Python delivery behind the back of a user who wanted native is worth a warning:
+        # it shows under uvicorn's default logging, and the fix is one command.
+        logger.log(
+            logging.INFO if mode == "native" else logging.WARNING,
+            "stream hub started (prefix %s): %s delivery, %s",
+            self.config.prefix,
+            mode,
+            why,
+        )
+
+    def _expected_mode(self) -> tuple[Literal["native", "python"], str]:
+        if self._native is None:
+            return "python", "native_delivery is off"
+        threads = self.config.native_threads
+        engine = f"{threads} engine thread{'s' if threads > 1 else ''}"
+        # The server resolves its protocol classes before it imports the app.
+        if "sessionstream.server.protocols" in sys.modules:
+            return "native", f"{engine}; the server offers the handoff extension"
+        return "python", (
+            f"native engine idle ({engine}): the server does not load the sessionstream.server"
+            " protocol classes; start it with `sessionstream serve` for native delivery"
+        )
 
     def request_shutdown(self) -> None:
         """Start draining now: refuse new connections and send every client its shutdown
@@ -507,6 +601,8 @@ class StreamHub:
             return
         self._state = "draining"
         logger.info("stream hub draining: closing every connection with reason shutdown")
+        if self._native is not None:
+            self._native.begin_shutdown()
         if self._manager is not None:
             self._manager.shutdown()
 
@@ -532,6 +628,11 @@ class StreamHub:
                     await asyncio.wait_for(
                         asyncio.gather(*(d.wait_empty() for d in deliveries)), 1.0
                     )
+        if self._native is not None and not await self._native.wait_idle(
+            max(0.0, deadline - loop.time())
+        ):
+            left = sum(self._native.open_connections().values())
+            logger.warning("shutdown deadline passed; cutting off %d native connection(s)", left)
         handlers = [t for t in self._handler_tasks if not t.done()]
         if handlers:
             _, pending = await asyncio.wait(handlers, timeout=max(0.0, deadline - loop.time()))
@@ -552,6 +653,9 @@ class StreamHub:
                 # remove_reader belongs to the delivery's own loop thread.
                 delivery.loop.call_soon_threadsafe(delivery.close)
         self._deliveries.clear()
+        if self._native is not None:
+            self._native.stop()
+            self._native = None
         if self._hub is not None:
             self._hub.close()
         self._hub = None

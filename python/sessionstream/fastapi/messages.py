@@ -19,6 +19,7 @@ from sessionstream._core import SessionStore, SessionStreamError
 if TYPE_CHECKING:
     from sessionstream.fastapi.delivery import Slot
     from sessionstream.fastapi.hub import StreamHub
+    from sessionstream.fastapi.native import NativeSlot
 
 logger = logging.getLogger("sessionstream.messages")
 
@@ -40,8 +41,19 @@ class MessageError(Exception):
 
 
 def encode_frame(*objects: dict[str, Any]) -> str:
-    """One server frame: every server frame is a JSON array of message objects."""
-    return json.dumps(list(objects), separators=(",", ":"), ensure_ascii=False)
+    """One server frame: every server frame is a JSON array of message objects.
+
+    Always valid UTF-8, as a WebSocket text frame must be: a str with lone surrogates
+    (JSON escapes in a client's message can spell them, and replies echo ``ref``, a
+    ping's ``ts`` or channel names) is written with ``\\u`` escapes instead.
+    """
+    text = json.dumps(list(objects), separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return json.dumps(list(objects), separators=(",", ":"))
+    return text
 
 
 def error_frame(code: str, detail: str, ref: Any = None, **extra: Any) -> str:
@@ -59,7 +71,9 @@ class MessageContext:
 
     __slots__ = ("hub", "_slot", "message_type", "ref")
 
-    def __init__(self, hub: StreamHub, slot: Slot, message_type: str, ref: Any) -> None:
+    def __init__(
+        self, hub: StreamHub, slot: Slot | NativeSlot, message_type: str, ref: Any
+    ) -> None:
         self.hub = hub
         self._slot = slot
         self.message_type = message_type

@@ -10,20 +10,23 @@ that a client that goes away is cleaned up at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from sessionstream._core import ClosedError, Connection
 from sessionstream.fastapi.delivery import send_within
 from sessionstream.fastapi.errors import StreamHTTPError
 from sessionstream.fastapi.session import StreamSession, cookie_header
 
 if TYPE_CHECKING:
-    from sessionstream.fastapi.delivery import LoopDelivery, Slot
+    from sessionstream.fastapi.delivery import Slot
     from sessionstream.fastapi.hub import StreamHub
 
 logger = logging.getLogger("sessionstream.sse")
@@ -48,18 +51,25 @@ def sse_headers(session: StreamSession, hub: StreamHub) -> list[tuple[bytes, byt
     return headers
 
 
-def welcome_frame(slot: Slot, resume: str, channels: list[str], retry_ms: int) -> bytes:
-    # No id: field, so the browser's Last-Event-ID stays the last real event id.
+def welcome_frame(
+    connection: Connection, resume: str, retry_ms: int, position: bytes = b""
+) -> bytes:
+    """The first frame of a stream. ``position`` (the core's id-only frame of a live stream)
+    becomes the welcome's own ``id:``: every client, including those that ignore an id in a
+    block without data (the npm ``eventsource`` package), then resumes from the stream's
+    position even if it drops before its first event. A resumed stream's welcome has no
+    id, so the client's Last-Event-ID stays that of the last event it received."""
     data = json.dumps(
         {
-            "session_id": slot.session_id,
-            "connection_id": slot.id,
+            "session_id": connection.session_id,
+            "connection_id": connection.id,
             "resume": resume,
-            "channels": channels,
+            "channels": connection.channels,
         },
         separators=(",", ":"),
     )
-    return f"retry: {retry_ms}\nevent: welcome\ndata: {data}\n\n".encode()
+    id_line = position[:-1] if position else b""
+    return id_line + f"retry: {retry_ms}\nevent: welcome\ndata: {data}\n\n".encode()
 
 
 def split_position_frame(frames: bytes) -> tuple[bytes, bytes]:
@@ -69,6 +79,17 @@ def split_position_frame(frames: bytes) -> tuple[bytes, bytes]:
         if end != -1 and b"\n" not in frames[:end]:
             return frames[: end + 2], frames[end + 2 :]
     return b"", frames
+
+
+def first_frames(connection: Connection, retry_ms: int, max_bytes: int) -> bytes:
+    """The welcome, preceded for a resume by nothing and followed for a live stream by
+    whatever the mailbox already holds."""
+    resume = str(connection.resume)
+    if resume != "live":
+        return welcome_frame(connection, resume, retry_ms)
+    frames, _, _ = connection.take(max_bytes)
+    position, rest = split_position_frame(frames)
+    return welcome_frame(connection, resume, retry_ms, position) + rest
 
 
 def close_frame(reason: str, retry_ms: int | None) -> bytes:
@@ -100,21 +121,28 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = self.hub
+        handoff = hub.handoff_for(scope)
         try:
-            delivery, slot = hub.open_connection(
+            connection = await hub.open_connection(
                 self.session,
                 self.channels,
                 last_event_id=self.last_event_id,
                 framing="sse",
                 policy=hub.config.effective_sse_policy,
+                native=handoff is not None,
             )
         except StreamHTTPError as exc:
             await exc.response()(scope, receive, send)
             return
+        if handoff is not None:
+            await self._hand_off(send, handoff, connection)
+            return
+        delivery = hub.delivery()
+        slot = delivery.register(connection, "sse")
         watcher = asyncio.create_task(_watch_disconnect(receive, slot))
         self._complete = False
         try:
-            await self._stream(send, delivery, slot)
+            await self._stream(send, slot)
         except (SendTimeoutError, OSError) as exc:
             logger.debug("sse connection %s ended: %r", slot.id, exc)
         finally:
@@ -129,7 +157,46 @@ class EventStreamResponse(Response):
             except (asyncio.TimeoutError, OSError, RuntimeError):
                 pass
 
-    async def _stream(self, send: Send, delivery: LoopDelivery, slot: Slot) -> None:
+    async def _hand_off(self, send: Send, handoff: Any, connection: Connection) -> None:
+        """Send the head through ASGI (middleware adds its headers), detach the socket and
+        give it with the first frames to the native engine, which owns it from now on."""
+        from sessionstream.server.handoff import HandoffError  # loaded with the server
+
+        cfg = self.hub.config
+        initial = b""
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            initial = first_frames(connection, cfg.retry_ms, cfg.max_batch_bytes)
+            detached = await handoff.detach()
+        except HandoffError as exc:
+            # The head went out: end the stream cleanly. The welcome carries the position,
+            # so the client's reconnect resumes exactly.
+            logger.info("handoff of sse connection %s refused: %s", connection.id, exc)
+            connection.close("client_gone")
+            with contextlib.suppress(OSError, RuntimeError, asyncio.TimeoutError):
+                end: Message = {"type": "http.response.body", "body": initial, "more_body": False}
+                await send_within(send, end, 1.0)
+            return
+        except BaseException:
+            connection.close("client_gone")
+            raise
+        native = self.hub.native_delivery
+        if native is None:  # the hub stopped while the socket was detached
+            os.close(detached.fd)
+            connection.close("shutdown")
+            return
+        try:
+            native.adopt_sse(
+                detached.fd,
+                connection,
+                chunked=detached.framing == "chunked",
+                initial=initial,
+                buffered=detached.buffered,
+            )
+        except ClosedError:  # shutting down: the engine closed socket and connection
+            pass
+
+    async def _stream(self, send: Send, slot: Slot) -> None:
         hub = self.hub
         cfg = hub.config
         connection = slot.connection
@@ -147,18 +214,8 @@ class EventStreamResponse(Response):
             slot.last_send = time.monotonic()
 
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        resume = str(connection.resume)
-        welcome = welcome_frame(slot, resume, connection.channels, cfg.retry_ms)
-        if resume == "live":
-            # A live stream starts with the core's id-only position frame. Sent before the
-            # welcome, it makes the welcome event's lastEventId the stream's position, so a
-            # client that reconnects by itself resumes even if it dropped before any event.
-            wake.clear()
-            frames, _, _ = connection.take(max_bytes)
-            anchor, rest = split_position_frame(frames)
-            await send_body(anchor + welcome + rest)
-        else:
-            await send_body(welcome)
+        wake.clear()
+        await send_body(first_frames(connection, cfg.retry_ms, max_bytes))
         while True:
             wake.clear()
             if slot.abort:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket
@@ -22,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from sessionstream._core import (
     ClosedError,
+    Connection,
     InvalidArgumentError,
     SessionStreamError,
     private_channel,
@@ -51,6 +54,7 @@ from sessionstream.fastapi.session import (
 if TYPE_CHECKING:
     from sessionstream.fastapi.delivery import Slot
     from sessionstream.fastapi.hub import StreamHub
+    from sessionstream.fastapi.native import NativeSlot
 
 logger = logging.getLogger("sessionstream.websocket")
 
@@ -83,38 +87,43 @@ async def websocket_endpoint(websocket: WebSocket, hub: StreamHub) -> None:
         return
     query = websocket.query_params
     last_event_id = query.get("last_event_id") or None
+    handoff = hub.handoff_for(websocket.scope)
     try:
         channels = await hub.authorize_channels(session, query.getlist("channel"))
-        delivery, slot = hub.open_connection(
+        connection = await hub.open_connection(
             session,
             channels,
             last_event_id=last_event_id,
             framing="websocket",
             policy=cfg.effective_ws_policy,
+            native=handoff is not None,
         )
     except StreamHTTPError as exc:
         code, reason = _refusal(exc)
         await _refuse(websocket, code, reason)
         return
+    welcome = encode_frame(
+        {
+            "type": "welcome",
+            "session_id": session.id,
+            "connection_id": connection.id,
+            "resume": connection.resume,
+            "channels": connection.channels,
+            "message_types": hub.message_types,
+            "max_message_bytes": cfg.ws_max_message_bytes,
+        }
+    )
+    if handoff is not None:
+        await _hand_off(websocket, hub, session, handoff, connection, welcome)
+        return
 
+    delivery = hub.delivery()
+    slot = delivery.register(connection, "websocket")
     receiver: asyncio.Task[None] | None = None
     try:
         headers = [cookie_header(session.id, cfg)] if session.generated else None
         await websocket.accept(headers=headers)
-        connection = slot.connection
-        slot.post(
-            encode_frame(
-                {
-                    "type": "welcome",
-                    "session_id": session.id,
-                    "connection_id": slot.id,
-                    "resume": connection.resume,
-                    "channels": connection.channels,
-                    "message_types": hub.message_types,
-                    "max_message_bytes": cfg.ws_max_message_bytes,
-                }
-            )
-        )
+        slot.post(welcome)
         receiver = asyncio.create_task(_receive_loop(websocket, hub, session, slot))
         await _send_loop(websocket, hub, slot)
     except (WebSocketDisconnect, OSError, RuntimeError) as exc:
@@ -125,6 +134,68 @@ async def websocket_endpoint(websocket: WebSocket, hub: StreamHub) -> None:
         if receiver is not None:
             receiver.cancel()
         hub.release(delivery, slot)
+
+
+def upgrade_request(scope: Mapping[str, Any]) -> bytes:
+    """The client's upgrade request as bytes, rebuilt from the scope, for the engine to
+    answer with its own 101."""
+    target = scope.get("raw_path") or scope["path"].encode()
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    lines = [b"GET " + target + b" HTTP/1.1"]
+    lines.extend(name + b": " + value for name, value in scope["headers"])
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def _hand_off(
+    websocket: WebSocket,
+    hub: StreamHub,
+    session: StreamSession,
+    handoff: Any,
+    connection: Connection,
+    welcome: str,
+) -> None:
+    """Detach the socket before the handshake and give it to the native engine, which
+    answers the upgrade, sends the welcome and owns the connection from then on."""
+    from sessionstream.server.handoff import HandoffError  # loaded with the server
+
+    try:
+        detached = await handoff.detach()
+    except HandoffError as exc:
+        logger.info("handoff of websocket connection %s refused: %s", connection.id, exc)
+        connection.close("client_gone")
+        await _refuse(websocket, WSClose.TRY_AGAIN_LATER, "handoff_failed")
+        return
+    except BaseException:
+        connection.close("client_gone")
+        raise
+    native = hub.native_delivery
+    if native is None:  # the hub stopped while the socket was detached
+        os.close(detached.fd)
+        connection.close("shutdown")
+        return
+    headers: list[tuple[str, str]] = []
+    if session.generated:
+        name, value = cookie_header(session.id, hub.config)
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+    slots: list[NativeSlot] = []
+
+    async def dispatch(text: str) -> None:
+        await handle_text(hub, session, slots[0], text)
+
+    try:
+        slots.append(
+            native.adopt_websocket(
+                detached.fd,
+                connection,
+                request=upgrade_request(websocket.scope) + detached.buffered,
+                headers=headers,
+                welcome=welcome,
+                dispatch=dispatch,
+            )
+        )
+    except ClosedError:  # shutting down: the engine closed socket and connection
+        pass
 
 
 async def _send_loop(websocket: WebSocket, hub: StreamHub, slot: Slot) -> None:
@@ -211,27 +282,35 @@ async def _receive_loop(
                         error_frame("binary_not_supported", "send JSON objects as text frames")
                     )
                 continue
-            if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
-                slot.post(_too_large(len(text.encode()), limit))
-                continue
-            try:
-                parsed = json.loads(text)
-            except ValueError as exc:
-                slot.post(error_frame("invalid_json", f"not valid JSON: {exc.msg} at {exc.pos}"))
-                continue
-            if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
-                slot.post(
-                    error_frame(
-                        "invalid_message",
-                        'a message is a JSON object with a string "type", e.g. {"type":"ping"}',
-                    )
-                )
-                continue
-            await _dispatch(hub, session, slot, parsed)
+            await handle_text(hub, session, slot, text)
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
     finally:
         slot.mark_gone()
+
+
+async def handle_text(
+    hub: StreamHub, session: StreamSession, slot: Slot | NativeSlot, text: str
+) -> None:
+    """One client text message, on either delivery path (rate limits are applied before)."""
+    limit = hub.config.ws_max_message_bytes
+    if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+        slot.post(_too_large(len(text.encode()), limit))
+        return
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        slot.post(error_frame("invalid_json", f"not valid JSON: {exc.msg} at {exc.pos}"))
+        return
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
+        slot.post(
+            error_frame(
+                "invalid_message",
+                'a message is a JSON object with a string "type", e.g. {"type":"ping"}',
+            )
+        )
+        return
+    await _dispatch(hub, session, slot, parsed)
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -243,7 +322,7 @@ def _too_large(size: int, limit: int) -> str:
 
 
 async def _dispatch(
-    hub: StreamHub, session: StreamSession, slot: Slot, message: dict[str, Any]
+    hub: StreamHub, session: StreamSession, slot: Slot | NativeSlot, message: dict[str, Any]
 ) -> None:
     kind: str = message["type"]
     ref = _ref(message)
@@ -291,7 +370,11 @@ async def _dispatch(
 
 
 async def _subscribe(
-    hub: StreamHub, session: StreamSession, slot: Slot, message: dict[str, Any], ref: Any
+    hub: StreamHub,
+    session: StreamSession,
+    slot: Slot | NativeSlot,
+    message: dict[str, Any],
+    ref: Any,
 ) -> None:
     channels = _channel_list(message)
     last_event_id = message.get("last_event_id")
@@ -330,7 +413,7 @@ def _extra(exc: StreamHTTPError) -> dict[str, Any]:
     return {k: v for k, v in exc.body.items() if k not in ("error", "detail")}
 
 
-def _unsubscribe(slot: Slot, message: dict[str, Any], ref: Any) -> None:
+def _unsubscribe(slot: Slot | NativeSlot, message: dict[str, Any], ref: Any) -> None:
     channels = _channel_list(message)
     if channels is None or not channels:
         slot.post(
@@ -367,7 +450,7 @@ def _unsubscribe(slot: Slot, message: dict[str, Any], ref: Any) -> None:
 
 async def _run_handler(
     hub: StreamHub,
-    slot: Slot,
+    slot: Slot | NativeSlot,
     handler: MessageHandler,
     context: MessageContext,
     message: dict[str, Any],

@@ -167,19 +167,15 @@ void WebSocketSession::handle_message() {
 }
 
 void WebSocketSession::reply(std::string frame) {
-  if (outbox_->push(std::move(frame), false) == Outbox::Push::overflow) {
-    force_close(close_reason::slow_consumer);
-    return;
-  }
+  // An overflow has closed the connection as slow_consumer and emptied the outbox:
+  // pump() then sends the close frame once the write in flight is done, so the
+  // client learns why; the send timeout bounds that wait.
+  (void)outbox_->push(std::move(frame), false);
   pump();
 }
 
 void WebSocketSession::pump() {
   if (state_ != State::open || writing_) return;
-  if (outbox_->overflowed()) {
-    force_close(close_reason::slow_consumer);
-    return;
-  }
   if (!welcome_.empty()) {
     text_ = std::exchange(welcome_, std::string{});
     write_text();

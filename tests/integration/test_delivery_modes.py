@@ -86,7 +86,8 @@ async def test_the_mode_is_logged_at_start_and_reported_in_health(serve) -> None
     # A warning, so it shows under uvicorn's default logging: the fix is actionable.
     assert "python delivery, native engine idle" in plain.log(), plain.log()
     assert plain.health()["delivery"]["mode"] == "python"
-    native = serve("--http", HTTPTOOLS, "--ws", SANSIO)
+    native = serve("--log-level", "info", "--http", HTTPTOOLS, "--ws", SANSIO)
+    assert "native delivery, 1 engine thread" in native.log(), native.log()
     assert "python delivery" not in native.log()
     assert native.health()["delivery"]["mode"] == "native"
     off = serve("--http", HTTPTOOLS, "--ws", SANSIO, SESSIONSTREAM_NATIVE_DELIVERY="false")

@@ -553,9 +553,12 @@ class StreamHub:
         self._sampler = asyncio.create_task(self._sample_forever(), name="sessionstream-sampler")
         self._install_signal_handlers()
         mode, why = self._expected_mode()
-        # Python delivery behind the back of a user who wanted native is worth a warning:
-        # it shows under uvicorn's default logging, and the fix is one command.
-        logger.log(
+        # Said once, where the operator sees it: under uvicorn's default logging only its
+        # own loggers have handlers. Python delivery is a warning: the fix is one command.
+        start_logger = logger
+        if not logger.hasHandlers() and logging.getLogger("uvicorn.error").hasHandlers():
+            start_logger = logging.getLogger("uvicorn.error")
+        start_logger.log(
             logging.INFO if mode == "native" else logging.WARNING,
             "stream hub started (prefix %s): %s delivery, %s",
             self.config.prefix,

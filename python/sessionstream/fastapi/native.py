@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal
 
 from sessionstream._core import Connection, Engine, Notifier
+from sessionstream.fastapi.messages import error_frame
 
 if TYPE_CHECKING:
     from sessionstream.config import StreamConfig
@@ -30,6 +31,9 @@ logger = logging.getLogger("sessionstream.native")
 HANDOFF_EXTENSION = "sessionstream.handoff"
 
 Transport = Literal["sse", "websocket"]
+# Client messages of one connection waiting for its reader; the engine's rate limit keeps
+# this short unless a handler or the authorize hook stalls.
+MAX_PENDING_MESSAGES = 256
 # Handles one client text message of a natively delivered WebSocket.
 MessageDispatch = Callable[[str], Coroutine[Any, Any, None]]
 
@@ -63,8 +67,9 @@ class NativeSlot:
         self.gone = False
         self.abort = False
         self.handler_tasks: set[asyncio.Task[None]] = set()
-        # Client messages not yet dispatched, handled in order by one reader task.
-        self.inbox: deque[str] = deque()
+        # Client messages not yet dispatched, handled in order by one reader task; made
+        # on the first message (an idle connection holds no queue).
+        self.inbox: deque[str] | None = None
         self.reader: asyncio.Task[None] | None = None
         self.dispatch = dispatch
         self._engine = engine
@@ -145,6 +150,17 @@ class NativeDelivery:
                 del self.slots[connection_id]
                 slot.mark_gone()
                 continue
+            if slot.inbox is None:
+                slot.inbox = deque()
+            if len(slot.inbox) >= MAX_PENDING_MESSAGES:
+                slot.post(
+                    error_frame(
+                        "busy",
+                        f"{len(slot.inbox)} messages of this connection wait to be handled;"
+                        " message dropped",
+                    )
+                )
+                continue
             slot.inbox.append(text)
             if slot.reader is None:
                 slot.reader = asyncio.get_running_loop().create_task(self._read(slot))
@@ -153,14 +169,17 @@ class NativeDelivery:
     async def _read(slot: NativeSlot) -> None:
         # One reader per connection keeps its messages in order (a subscribe awaits the
         # authorize hook before the next message is looked at), as on the Python path.
+        inbox = slot.inbox
+        if inbox is None:
+            return
         try:
-            while slot.inbox and not slot.gone:
-                await slot.dispatch(slot.inbox.popleft())
+            while inbox and not slot.gone:
+                await slot.dispatch(inbox.popleft())
         except Exception:
             logger.exception("dispatching a message of connection %s failed", slot.id)
         finally:
             slot.reader = None
-            if slot.inbox and not slot.gone:
+            if inbox and not slot.gone:
                 slot.reader = asyncio.get_running_loop().create_task(NativeDelivery._read(slot))
 
     def open_connections(self) -> dict[str, int]:

@@ -111,13 +111,17 @@ async def test_churn_returns_fds_threads_and_memory_to_baseline(
         SESSIONSTREAM_MAX_CONNECTIONS="10000",
         SESSIONSTREAM_MAX_PER_IP="10000",
         SESSIONSTREAM_HISTORY_MAX_EVENTS="16",
+        # Every churned client is a new browser session with its own private channel; the
+        # hub drops idle channels once their history aged out, here within a second or two.
+        SESSIONSTREAM_HISTORY_MAX_AGE="2",
     )
     pid = server.pid
     fds_at_start = server.open_fds()
 
     def settled(bound: int) -> int:
-        # The descriptor count once nothing is open any more (0 while something is).
-        if server.health()["stream"]["active_connections"]:
+        # The descriptor count once nothing is open and idle channels are gone (0 before).
+        stream = server.health()["stream"]
+        if stream["active_connections"] or stream["channels"] > 1:
             return 0
         count = server.open_fds()
         return count if count <= bound else 0

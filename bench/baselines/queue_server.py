@@ -68,12 +68,21 @@ async def stream_ws(websocket: WebSocket) -> None:
     closed = False
 
     async def read_until_disconnect() -> None:
-        # The queue wait cannot see a disconnect; this reader wakes it instead.
+        # The queue wait cannot see a disconnect; this reader wakes it instead. It also
+        # answers {"type":"echo","ts":...} at once (the benchmark's chat round trip).
         nonlocal closed
         try:
             while True:
-                await websocket.receive_text()
-        except (WebSocketDisconnect, RuntimeError):
+                text = await websocket.receive_text()
+                try:
+                    message = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(message, dict) and message.get("type") == "echo":
+                    await websocket.send_text(
+                        json.dumps([{"type": "echo", "ts": message.get("ts")}])
+                    )
+        except (WebSocketDisconnect, RuntimeError, OSError):
             pass
         closed = True
         with contextlib.suppress(Exception):

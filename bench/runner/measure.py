@@ -63,13 +63,15 @@ def publish_step(
     """Publish ``rate`` events/s for ``seconds`` and measure until ``tail`` s after.
 
     ``receivers`` is how many clients should get every event (stalled ones excluded);
-    deliveries are compared with ``rate * seconds * receivers``.
+    deliveries are compared with ``rate * seconds * receivers``. ``rate`` 0 publishes
+    nothing: the interval measures what the clients do themselves (chat).
     """
     published0 = int(server.stats().get("published", 0))
     lg.mark()  # opens the interval
     before = Reading.take(server, lg)
     load0 = loadavg()[0]
-    server.publish(rate, seconds, size)
+    if rate > 0:
+        server.publish(rate, seconds, size)
     time.sleep(seconds + tail)
     after = Reading.take(server, lg)
     interval = lg.mark()
@@ -101,4 +103,6 @@ def publish_step(
         "loadavg_1m": [load0, loadavg()[0]],
         **usage(before, after, deliveries),
     }
+    if "chat" in interval:
+        step["chat"] = interval["chat"]
     return step

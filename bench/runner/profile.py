@@ -1,4 +1,5 @@
-"""Where sessionstream's FastAPI path spends its time during fan-out.
+"""Where a sessionstream server spends its time during fan-out: (s) by default, the
+first of ``--servers`` when given (e.g. ``--servers p`` for the Python delivery path).
 
 Three steps at the same rate on one set of connections: plain (reference CPU figures),
 under ``perf record`` (native and kernel time by DSO and symbol), and under cProfile
@@ -66,12 +67,13 @@ def profile(ctx: Context, rate: float | None, results: Path, stem: str) -> list[
     s = ctx.settings
     n = (ctx.connections or (1000,))[0]
     rate = rate or round(150_000 / n, 2)
-    rec = base_record("profile", "s", "sse", n, 0)
+    key = ctx.servers[0] if ctx.explicit_servers else "s"
+    rec = base_record("profile", key, "sse", n, 0)
     rec["rate"] = rate
     seconds = max(4.0, s.step_seconds)
 
     def body() -> None:
-        with session(ctx, "s", "sse", n) as (srv, lg, sampler, ready):
+        with session(ctx, key, "sse", n) as (srv, lg, sampler, ready):
             receivers = int(ready["connections_ok"])
 
             def step() -> Record:

@@ -81,8 +81,14 @@ def fanout_summary(records: list[Record]) -> list[Row]:
                 limit += " (loadgen busy)"
             if soft:
                 limit += f" after {soft} p99-only miss{'es' if soft > 1 else ''}"
+            points = {}
+            for st in rec.get("points", []):
+                points[str(int(st["point_deliveries_per_s"]))] = point_fields(st)
+            at_s = rec.get("at_s_rate")
             per.append(
                 {
+                    "points": points,
+                    "at_s": point_fields(at_s) if at_s else None,
                     "highest": best["deliveries_per_s"] if best else 0.0,
                     "rate": best["rate"] if best else None,
                     "p50_ms": best["latency_us"]["p50"] / 1000 if best else None,
@@ -107,12 +113,18 @@ def fanout_summary(records: list[Record]) -> list[Row]:
                 }
             )
         highest = [p["highest"] for p in per]
+        point_keys = sorted({d for p in per for d in p["points"]})
         rows.append(
             {
                 "server": key,
                 "transport": transport,
                 "connections": n,
+                "p99_limit_ms": recs[0].get("p99_limit_ms"),
                 "repeats": len(per),
+                "points": {d: med_fields([p["points"].get(d) for p in per]) for d in point_keys},
+                "at_s": med_fields([p["at_s"] for p in per])
+                if any(p["at_s"] for p in per)
+                else None,
                 "highest": med(highest),
                 "highest_range": spread(highest),
                 **{
@@ -138,17 +150,47 @@ def fanout_summary(records: list[Record]) -> list[Row]:
             }
         )
     add_ratios(rows, "highest", ("transport", "connections"))
+    add_ratios(rows, "highest", ("transport", "connections"), base_key="r")
     add_ratios(rows, "cpu_us", ("transport", "connections"))
     rows.sort(key=lambda r: (r["transport"], r["connections"], order(r["server"])))
     return rows
 
 
-def add_ratios(rows: list[Row], field: str, same: tuple[str, ...]) -> None:
-    base = {tuple(r[k] for k in same): r.get(field) for r in rows if r["server"] == "a"}
+def point_fields(step: Record) -> Row:
+    """The figures of one step outside the ladder."""
+    return {
+        "rate": step["rate"],
+        "offered": step["offered_deliveries_per_s"],
+        "deliveries_per_s": step["deliveries_per_s"],
+        "delivered_share": step["delivered_share"],
+        "p50_ms": step["latency_us"]["p50"] / 1000,
+        "p99_ms": step["latency_us"]["p99"] / 1000,
+        "cpu_us": step["server_cpu_us_per_delivery"],
+        "core0_us": step.get("core0_us_per_delivery"),
+        "server_cpu_share": step["server_cpu_share"],
+        "loadgen_cpu": step["loadgen_cpu_share"],
+        "closed_by_server": step["closed_by_server"],
+    }
+
+
+def med_fields(items: list[Row | None]) -> Row:
+    """Medians of point_fields over the repeats that have them."""
+    have = [i for i in items if i]
+    if not have:
+        return {}
+    out: Row = {k: med(i.get(k) for i in have) for k in have[0]}
+    out["closed_by_server"] = sum(int(i.get("closed_by_server") or 0) for i in have)
+    out["repeats"] = len(have)
+    out["p99_range"] = spread(i.get("p99_ms") for i in have)
+    return out
+
+
+def add_ratios(rows: list[Row], field: str, same: tuple[str, ...], base_key: str = "a") -> None:
+    base = {tuple(r[k] for k in same): r.get(field) for r in rows if r["server"] == base_key}
     for r in rows:
         b = base.get(tuple(r[k] for k in same))
         v = r.get(field)
-        r[f"{field}_vs_a"] = v / b if (v is not None and b) else None
+        r[f"{field}_vs_{base_key}"] = v / b if (v is not None and b) else None
 
 
 def fanout_steps_summary(records: list[Record]) -> list[Row]:
@@ -333,8 +375,61 @@ def micro_summary(records: list[Record]) -> list[Row]:
     return rows
 
 
+# -- chat round trip ---------------------------------------------------------------------
+
+CHAT_PHASES = ("chat", "chat_fanout")
+
+
+def chat_summary(records: list[Record]) -> list[Row]:
+    rows = []
+    for (key,), recs in group(ok_records(records, "chat"), "server").items():
+        for phase in CHAT_PHASES:
+            steps = [r[phase] for r in recs if phase in r]
+            if not steps:
+                continue
+            chats = [st.get("chat", {}) for st in steps]
+            sent = [c.get("sent") for c in chats]
+            replies = [c.get("replies") for c in chats]
+            rows.append(
+                {
+                    "server": key,
+                    "transport": "ws",
+                    "phase": phase,
+                    "connections": recs[0]["connections"],
+                    "chat_fraction": recs[0].get("chat_fraction"),
+                    "chat_rate": recs[0].get("chat_rate"),
+                    "repeats": len(steps),
+                    "chatters": med(c.get("chatters") for c in chats),
+                    "sent": med(sent),
+                    "replies": med(replies),
+                    "reply_share": med(
+                        (c.get("replies", 0) / c["sent"]) if c.get("sent") else None for c in chats
+                    ),
+                    "errors": sum(int(c.get("errors") or 0) for c in chats),
+                    "p50_ms": med(c.get("latency_us", {}).get("p50", 0) / 1000 for c in chats),
+                    "p99_ms": med(c.get("latency_us", {}).get("p99", 0) / 1000 for c in chats),
+                    "p99_range": spread(
+                        c.get("latency_us", {}).get("p99", 0) / 1000 for c in chats
+                    ),
+                    "max_ms": med(c.get("latency_us", {}).get("max", 0) / 1000 for c in chats),
+                    "fanout_rate": steps[0]["rate"],
+                    "fanout_deliveries_per_s": med(st["deliveries_per_s"] for st in steps),
+                    "fanout_delivered_share": med(st["delivered_share"] for st in steps),
+                    "fanout_p99_ms": med(st["latency_us"]["p99"] / 1000 for st in steps)
+                    if steps[0]["rate"]
+                    else None,
+                    "server_cpu_share": med(st["server_cpu_share"] for st in steps),
+                    "loadgen_cpu": med(st["loadgen_cpu_share"] for st in steps),
+                    "closed_by_server": sum(int(st["closed_by_server"]) for st in steps),
+                }
+            )
+    rows.sort(key=lambda r: (CHAT_PHASES.index(r["phase"]), order(r["server"])))
+    return rows
+
+
 SUMMARIES = {
     "fanout": fanout_summary,
+    "chat": chat_summary,
     "idle": idle_summary,
     "slow": slow_summary,
     "storm": storm_summary,
@@ -345,68 +440,144 @@ SUMMARIES = {
 # -- goals --------------------------------------------------------------------------------
 
 
-def goals(summaries: dict[str, list[Row]], p99_limit_ms: float) -> list[Row]:
+CPU_GOAL_US = 1.5
+OF_R_GOAL = 0.9
+OF_A_GOAL = 4.0
+POINT_P99_GOAL_MS = 100.0
+IDLE_GOAL_KIB = 8.0
+
+
+def goals(summaries: dict[str, list[Row]], p99_limit_ms: float | None = None) -> list[Row]:
     out: list[Row] = []
 
     def verdict(goal: str, target: str, measured: str, met: bool | None, why: str = "") -> None:
         out.append({"goal": goal, "target": target, "measured": measured, "met": met, "why": why})
 
     fan = {(r["server"], r["transport"], r["connections"]): r for r in summaries.get("fanout", [])}
-    for (key, transport, n), r in sorted(fan.items(), key=lambda kv: kv[0][2]):
-        if key != "s" or transport != "sse":
+    ordered = sorted(fan.items(), key=lambda kv: (kv[0][1] != "sse", kv[0][2]))
+    for (key, transport, n), r in ordered:
+        if key != "s":
             continue
-        a = fan.get(("a", transport, n))
-        ratio = r.get("highest_vs_a")
-        if a is not None:
-            met = ratio is not None and ratio >= 3.0
-            measured = f"{num(r['highest'])}/s vs {num(a['highest'])}/s" + (
-                f" = {ratio:.2f}x" if ratio is not None else ""
+        t = transport.upper()
+        bound = r.get("p99_limit_ms") or p99_limit_ms or 50.0
+        a, ref = fan.get(("a", transport, n)), fan.get(("r", transport, n))
+        if bound <= 50.0:
+            cpu = r.get("cpu_us")
+            at_s = (ref or {}).get("at_s") or {}
+            r_cpu = at_s.get("cpu_us")
+            measured = (
+                f"{cpu:.2f} µs at {num(r.get('highest'))}/s (core 0 incl. softirq:"
+                f" {fmt(r.get('core0_us'), 2)} µs); (r) at the same rate:"
+                f" {fmt(r_cpu, 2)} µs"
+                if cpu is not None
+                else "no passing step"
             )
-            why = "" if met else limits_text(r)
-            if not r["highest"]:
+            verdict(
+                f"{t} fan-out N={n:,}: (s) server CPU per delivery at its highest step with"
+                f" p99 <= {bound:g} ms",
+                f"<= {CPU_GOAL_US:g} µs and <= (r) at the same step",
+                measured,
+                cpu is not None and cpu <= CPU_GOAL_US and r_cpu is not None and cpu <= r_cpu,
+                "" if r_cpu is not None else "(r) was not measured at (s)'s rate",
+            )
+            vs_r, vs_a = r.get("highest_vs_r"), r.get("highest_vs_a")
+            parts = [f"{num(r.get('highest'))}/s"]
+            if ref is not None:
+                parts.append(f"(r) {num(ref.get('highest'))}/s = {pct(vs_r)}")
+            if a is not None:
+                parts.append(f"(a) {num(a.get('highest'))}/s = {ratio(vs_a)}")
+            why = ""
+            if not r.get("highest"):
                 floors = ", ".join(
                     f"({k}) {fmt(x.get('floor_p99_ms'), 0)} ms"
-                    for (k, t, m), x in sorted(fan.items(), key=lambda kv: order(kv[0][0]))
-                    if t == transport and m == n
+                    for (k, tt, m), x in sorted(fan.items(), key=lambda kv: order(kv[0][0]))
+                    if tt == transport and m == n
                 )
                 why = f"no passing step; p99 at the lowest rate: {floors}"
             verdict(
-                f"fan-out N={n}: (s) deliveries/s at p99 <= {p99_limit_ms:g} ms",
-                ">= 3x (a)",
-                measured,
-                met,
-                why,
+                f"{t} fan-out N={n:,}: (s) deliveries/s at p99 <= {bound:g} ms",
+                f">= {OF_R_GOAL:.0%} of (r) and >= {OF_A_GOAL:g}x (a)",
+                "; ".join(parts),
+                vs_r is not None and vs_r >= OF_R_GOAL and vs_a is not None and vs_a >= OF_A_GOAL,
+                why or ("" if vs_r is not None and vs_a is not None else "(r) or (a) missing"),
             )
-        cpu = r.get("cpu_us")
-        verdict(
-            f"fan-out N={n}: (s) server CPU per delivery at that point",
-            "<= 2 us",
-            f"{cpu:.2f} us (core 0 incl. softirq: {fmt(r.get('core0_us'), 2)} us)"
-            if cpu is not None
-            else "n/a",
-            cpu is not None and cpu <= 2.0,
-        )
+        for deliveries, pt in sorted(r.get("points", {}).items(), key=lambda kv: float(kv[0])):
+            p99 = pt.get("p99_ms")
+            share = pt.get("delivered_share")
+            closed = pt.get("closed_by_server", 0)
+            others = "; ".join(
+                f"({k}) {fmt((x.get('points', {}).get(deliveries) or {}).get('p99_ms'), 0)} ms"
+                for (k, tt, m), x in sorted(fan.items(), key=lambda kv: order(kv[0][0]))
+                if tt == transport and m == n and k != "s"
+            )
+            verdict(
+                f"{t} fan-out N={n:,} at {num(float(deliveries))} deliveries/s: (s) p99",
+                f"<= {POINT_P99_GOAL_MS:g} ms (all delivered, nobody dropped)",
+                f"{fmt(p99, 1)} ms (p50 {fmt(pt.get('p50_ms'), 1)} ms), delivered"
+                f" {pct(share)}, clients dropped {closed}; others: {others or '–'}",
+                p99 is not None
+                and p99 <= POINT_P99_GOAL_MS
+                and share is not None
+                and share >= 0.95
+                and not closed,
+            )
     for r in summaries.get("idle", []):
         if r["server"] != "s":
             continue
         v = r.get("rss_per_connection")
         verdict(
-            f"idle RSS per connection, {r['transport'].upper()}, N={r['connections']}",
-            "<= 40 KiB",
+            f"idle RSS per connection, {r['transport'].upper()}, N={r['connections']:,}",
+            f"<= {IDLE_GOAL_KIB:g} KiB",
             f"{v / KIB:.1f} KiB" if v is not None else "n/a",
-            v is not None and v <= 40 * KIB,
+            v is not None and v <= IDLE_GOAL_KIB * KIB,
+        )
+    chat = {(r["server"], r["phase"]): r for r in summaries.get("chat", [])}
+    for phase in CHAT_PHASES:
+        s_row, p_row = chat.get(("s", phase)), chat.get(("p", phase))
+        if s_row is None:
+            continue
+        what = (
+            "chat alone"
+            if phase == "chat"
+            else (
+                f"chat while {num(s_row['fanout_rate'] * s_row['connections'])}"
+                " deliveries/s fan out"
+            )
+        )
+        met = None
+        if p_row is not None:
+            met = (
+                s_row["p50_ms"] is not None
+                and p_row["p50_ms"] is not None
+                and s_row["p50_ms"] <= p_row["p50_ms"]
+                and s_row["p99_ms"] <= p_row["p99_ms"]
+                and (s_row.get("reply_share") or 0) >= 0.99
+            )
+        verdict(
+            f"chat round trip, {s_row['connections']:,} WS, {pct(s_row['chat_fraction'])} chat"
+            f" ({what}): (s) p50/p99",
+            "no worse than (p) (every message answered)",
+            f"(s) {fmt(s_row['p50_ms'], 2)}/{fmt(s_row['p99_ms'], 2)} ms, replies"
+            f" {pct(s_row.get('reply_share'))}; (p) "
+            + (
+                f"{fmt(p_row['p50_ms'], 2)}/{fmt(p_row['p99_ms'], 2)} ms, replies"
+                f" {pct(p_row.get('reply_share'))}"
+                if p_row
+                else "not measured"
+            ),
+            met,
         )
     for r in summaries.get("slow", []):
         if r["server"] != "s":
             continue
-        ratio = r.get("p99_ratio")
+        ratio_v = r.get("p99_ratio")
         verdict(
             f"slow consumers ({r['transport'].upper()}): healthy p99 vs no-stall p99",
             "<= 1.5x",
-            f"{fmt(r.get('p99_ms'), 1)} ms vs {fmt(r.get('p99_ref_ms'), 1)} ms = {ratio:.2f}x"
-            if ratio is not None
+            f"{fmt(r.get('p99_ms'), 1)} ms vs {fmt(r.get('p99_ref_ms'), 1)} ms = {ratio_v:.2f}x"
+            if ratio_v is not None
             else "n/a",
-            ratio is not None and ratio <= 1.5,
+            ratio_v is not None and ratio_v <= 1.5,
         )
         growth, bound = r.get("rss_growth"), r.get("rss_bound")
         verdict(
@@ -499,21 +670,25 @@ def label(key: str) -> str:
     return SERVERS[key].label if key in SERVERS else key
 
 
-def fanout_md(rows: list[Row], p99_limit_ms: float) -> str:
+def fanout_md(rows: list[Row], p99_limit_ms: float | None = None) -> str:
     body = []
     for r in rows:
         rng = r.get("highest_range")
+        bound = r.get("p99_limit_ms") or p99_limit_ms
         body.append(
             [
                 label(r["server"]),
                 r["transport"].upper(),
                 f"{r['connections']:,}",
+                fmt(bound, 0),
                 f"**{num(r['highest'])}**" + (f" ({num(rng[0])}–{num(rng[1])})" if rng else ""),
+                pct(r.get("highest_vs_r")),
                 ratio(r.get("highest_vs_a")),
                 fmt(r.get("p50_ms"), 1),
                 fmt(r.get("p99_ms"), 1),
                 fmt(r.get("cpu_us"), 2),
                 fmt(r.get("core0_us"), 2),
+                pct(r.get("server_cpu_share")),
                 mib(r.get("rss")),
                 pct(r.get("loadgen_cpu")),
                 f"{fmt(r.get('floor_p99_ms'), 1)} @ {num(r.get('floor_rate'))}/s",
@@ -526,17 +701,122 @@ def fanout_md(rows: list[Row], p99_limit_ms: float) -> str:
             "server",
             "transport",
             "N",
-            f"deliveries/s at p99 ≤ {p99_limit_ms:g} ms, median (min–max)",
+            "p99 bound ms",
+            "deliveries/s at p99 ≤ bound, median (min–max)",
+            "of (r)",
             "vs (a)",
             "p50 ms",
             "p99 ms",
             "server CPU µs/delivery",
             "core 0 µs/delivery",
+            "server CPU",
             "server RSS MiB",
             "loadgen CPU",
             "p99 ms at the lowest step",
             "gaps/dups",
             "next step failed on",
+        ],
+        body,
+    )
+
+
+def points_md(rows: list[Row]) -> str:
+    """Fixed points and (r) at (s)'s rate: steps outside the ladder."""
+    body = []
+    for r in rows:
+        items = [(f"{num(float(d))}/s (fixed)", pt) for d, pt in r.get("points", {}).items()]
+        if r.get("at_s"):
+            items.append(("(s)'s highest rate", r["at_s"]))
+        for what, pt in items:
+            if not pt:
+                continue
+            rng = pt.get("p99_range")
+            body.append(
+                [
+                    label(r["server"]),
+                    r["transport"].upper(),
+                    f"{r['connections']:,}",
+                    what,
+                    num(pt.get("offered")),
+                    num(pt.get("deliveries_per_s")),
+                    pct(pt.get("delivered_share")),
+                    fmt(pt.get("p50_ms"), 1),
+                    f"**{fmt(pt.get('p99_ms'), 1)}**"
+                    + (f" ({rng[0]:.0f}–{rng[1]:.0f})" if rng else ""),
+                    fmt(pt.get("cpu_us"), 2),
+                    fmt(pt.get("core0_us"), 2),
+                    pct(pt.get("server_cpu_share")),
+                    pct(pt.get("loadgen_cpu")),
+                    str(pt.get("closed_by_server", 0)),
+                    str(pt.get("repeats", "")),
+                ]
+            )
+    if not body:
+        return ""
+    return table(
+        [
+            "server",
+            "transport",
+            "N",
+            "step",
+            "offered/s",
+            "delivered/s",
+            "delivered",
+            "p50 ms",
+            "p99 ms, median (min–max)",
+            "server CPU µs/delivery",
+            "core 0 µs/delivery",
+            "server CPU",
+            "loadgen CPU",
+            "clients dropped (Σ)",
+            "repeats",
+        ],
+        body,
+    )
+
+
+def chat_md(rows: list[Row]) -> str:
+    body = []
+    for r in rows:
+        rng = r.get("p99_range")
+        body.append(
+            [
+                label(r["server"]),
+                "chat alone"
+                if r["phase"] == "chat"
+                else (f"chat + {num(r['fanout_rate'] * r['connections'])} deliveries/s"),
+                f"{r['connections']:,}",
+                fmt(r.get("chatters"), 0),
+                fmt(r.get("sent"), 0),
+                pct(r.get("reply_share")),
+                str(r.get("errors", 0)),
+                f"**{fmt(r.get('p50_ms'), 2)}**",
+                f"**{fmt(r.get('p99_ms'), 2)}**" + (f" ({rng[0]:.1f}–{rng[1]:.1f})" if rng else ""),
+                fmt(r.get("max_ms"), 1),
+                fmt(r.get("fanout_p99_ms"), 1),
+                pct(r.get("fanout_delivered_share")) if r.get("fanout_p99_ms") is not None else "–",
+                pct(r.get("server_cpu_share")),
+                pct(r.get("loadgen_cpu")),
+                str(r.get("closed_by_server", 0)),
+            ]
+        )
+    return table(
+        [
+            "server",
+            "phase",
+            "N",
+            "chatting",
+            "messages sent",
+            "answered",
+            "error frames",
+            "round trip p50 ms",
+            "round trip p99 ms, median (min–max)",
+            "max ms",
+            "fan-out p99 ms",
+            "fan-out delivered",
+            "server CPU",
+            "loadgen CPU",
+            "clients dropped",
         ],
         body,
     )

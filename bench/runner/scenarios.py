@@ -18,10 +18,11 @@ from runner.loadgen import Loadgen, LoadgenError
 from runner.measure import Reading, publish_step, usage
 from runner.servers import SERVERS, Paths, Server, ServerError
 from runner.settings import CLIENT_CORE, SERVER_CORE, Settings
-from runner.system import Sampler, loadavg
+from runner.system import Sampler, cpu_check, loadavg, threads
 
 Record = dict[str, Any]
 Target = tuple[str, str]  # (server key, transport)
+SETTLE_AFTER_LARGE_S = 2.0
 
 
 @dataclass
@@ -100,10 +101,43 @@ def session(
             sampler.probe = None
             ready["rss_before"] = rss0
             ready["ramp_started"] = t0
+            ready["server_threads"] = threads(srv.pid)
+            check_delivery(ctx, srv, ready)
             yield srv, lg, sampler, ready
+            # Evidence that the CPU figures cover every thread of the server process.
+            ready["cpu_check_end"] = cpu_check(srv.pid)
         finally:
             lg.kill()
             sampler.stop()
+    if connections >= 5000:
+        # Tearing down thousands of loopback sockets keeps the kernel busy for a moment:
+        # let it finish before the next server starts.
+        time.sleep(SETTLE_AFTER_LARGE_S)
+
+
+def check_delivery(ctx: Context, srv: Server, ready: Record) -> None:
+    """Which path delivers the streams (sessionstream servers report it): a native
+    server whose streams fell back to Python, or the other way round, is flagged."""
+    if srv.spec.kind != "sessionstream":
+        return
+    time.sleep(0.5)  # WebSocket subscribes are handled after the handshake completes
+    try:
+        stats = srv.stats()
+    except (ServerError, OSError) as exc:
+        ready["delivery_error"] = str(exc)
+        return
+    counts = stats.get("delivery") or {}
+    ready["delivery"] = counts
+    ready["engine_metrics"] = stats.get("engine")
+    native = sum((counts.get("native") or {}).values())
+    python = sum((counts.get("python") or {}).values())
+    wrong = python if srv.spec.native else native
+    if wrong:
+        ready["delivery_mismatch"] = wrong
+        ctx.say(
+            f"  warning: {srv.spec.label}: {native} native, {python} Python-delivered streams"
+            f" (fallback reasons: {stats.get('fallback_reasons') or 'see /health'})"
+        )
 
 
 def base_record(scenario: str, key: str, transport: str, connections: int, rep: int) -> Record:
@@ -169,10 +203,10 @@ def guarded(rec: Record, body: Callable[[], None]) -> Record:
 # -- fan-out -------------------------------------------------------------------
 
 
-def judge(step: Record, s: Settings) -> list[str]:
+def judge(step: Record, s: Settings, limit_ms: float) -> list[str]:
     """Why a step does not count as sustained (empty: it does)."""
     why = []
-    if step["latency_us"]["p99"] > s.p99_limit_ms * 1000:
+    if step["latency_us"]["p99"] > limit_ms * 1000:
         why.append("p99")
     share = step["delivered_share"]
     if share is None or share < s.min_delivered:
@@ -182,19 +216,19 @@ def judge(step: Record, s: Settings) -> list[str]:
     return why
 
 
-def next_rate(rate: float, step: Record, s: Settings) -> float:
+def next_rate(rate: float, step: Record, limit_ms: float) -> float:
     # Latency headroom, not CPU share, decides the stride: a server that batches writes
-    # uses all the CPU it gets long before its limit. x2 while both processes idle,
-    # x1.41 with latency headroom, x1.19 near the bound.
+    # uses all the CPU it gets long before its limit. x3 while both processes are nearly
+    # idle, x2 while both are under 45%, x1.41 with latency headroom, x1.19 near the bound.
     busiest = max(step["server_cpu_share"], step["loadgen_cpu_share"], 0.05)
-    if step["latency_us"]["p99"] <= s.p99_limit_ms * 600:
-        factor = min(2.0, max(1.41, 0.9 / busiest))
+    if step["latency_us"]["p99"] <= limit_ms * 600:
+        factor = min(3.0, max(1.41, 0.9 / busiest))
     else:
         factor = 1.19
     return rate * factor
 
 
-def is_hard_failure(step: Record, s: Settings) -> bool:
+def is_hard_failure(step: Record, limit_ms: float) -> bool:
     """A failing step beyond which higher rates cannot pass: deliveries fall short, the
     server drops clients, p99 far over the bound, or the server's core is full. A p99
     failure alone is soft: with one write per client per event p99 has a floor of
@@ -205,7 +239,7 @@ def is_hard_failure(step: Record, s: Settings) -> bool:
     return (
         "short" in fails
         or "clients_dropped" in fails
-        or step["latency_us"]["p99"] > 3 * s.p99_limit_ms * 1000
+        or step["latency_us"]["p99"] > 3 * limit_ms * 1000
         or step["server_cpu_share"] >= 0.9
         or step["loadgen_cpu_share"] >= 0.9
     )
@@ -216,9 +250,14 @@ def round_rate(value: float) -> float:
     return round(value, digits)
 
 
-MIN_EVENTS_PER_STEP = 6  # at low rates a step lasts longer, so p99 rests on several events
+MIN_EVENTS_PER_STEP = 4  # at low rates a step lasts longer, so p99 rests on several events
 MAX_DOWN_STEPS = 2  # halvings tried when nothing at or above the first rate passes
 MAX_SOFT_STREAK = 2  # p99-only failures in a row before they count as the limit
+
+
+def first_rate(s: Settings, n: int) -> float:
+    """Events/s of the first step: ``ladder_start`` deliveries/s, at least 1 event/s."""
+    return round_rate(max(1.0, s.ladder_start / n))
 
 
 def ladder(
@@ -229,8 +268,9 @@ def ladder(
     ladder climbing, at most twice in a row. When nothing passes, halve below the first
     rate (twice at most) to find a passing point or show the latency floor."""
     s = ctx.settings
+    limit = s.p99_limit_for(n)
     steps: list[Record] = []
-    first = rate = round_rate(s.ladder_start / n)
+    first = rate = first_rate(s, n)
     best_pass = 0.0
     hard_fail = math.inf
     soft_streak = 0
@@ -247,10 +287,13 @@ def ladder(
             size=s.event_bytes,
             receivers=receivers,
         )
-        step["fails"] = judge(step, s)
+        step["fails"] = judge(step, s, limit)
+        step["p99_limit_ms"] = limit
         step["client_bound"] = step["loadgen_cpu_share"] >= 0.9
         steps.append(step)
-        hard = bool(step["fails"]) and (is_hard_failure(step, s) or soft_streak >= MAX_SOFT_STREAK)
+        hard = bool(step["fails"]) and (
+            is_hard_failure(step, limit) or soft_streak >= MAX_SOFT_STREAK
+        )
         step["hard_failure"] = hard
         ctx.say(
             f"    {rate:>8g} ev/s  {step['deliveries_per_s']:>10.0f} del/s"
@@ -265,7 +308,7 @@ def ladder(
         if not step["fails"]:
             best_pass = max(best_pass, rate)
             soft_streak = 0
-            nxt = next_rate(rate, step, s)
+            nxt = next_rate(rate, step, limit)
             if nxt * receivers > s.ladder_max:
                 break
             if nxt >= hard_fail / 1.19:
@@ -273,7 +316,7 @@ def ladder(
             time.sleep(s.step_gap)
         elif not hard:
             soft_streak += 1
-            nxt = next_rate(rate, step, s)
+            nxt = next_rate(rate, step, limit)
             if nxt >= hard_fail / 1.19 or nxt * receivers > s.ladder_max:
                 break
             time.sleep(s.step_gap)
@@ -288,7 +331,7 @@ def ladder(
             else:
                 break
             # A failing step may leave a backlog: let it drain before the next one.
-            time.sleep(max(s.step_gap, 1.5))
+            step["settled_s"] = settle(lg)
         nxt = round_rate(nxt)
         if best_pass and hard_fail < math.inf and hard_fail / best_pass <= 1.2:
             break  # bracketed within ~19%
@@ -298,33 +341,93 @@ def ladder(
     return steps
 
 
-def fanout_run(ctx: Context, key: str, transport: str, n: int, rep: int) -> Record:
+def settle(lg: Loadgen, limit_s: float = 12.0) -> float:
+    """Wait until a backlog left by the last step has drained: an interval of 0.5 s with
+    no delivery (at most ``limit_s``). Returns the time waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        time.sleep(0.5)
+        if int(lg.mark()["deliveries"]) == 0:
+            break
+    return round(time.monotonic() - t0, 2)
+
+
+def extra_step(
+    ctx: Context, srv: Server, lg: Loadgen, sampler: Sampler, receivers: int, rate: float, n: int
+) -> Record:
+    """One step outside the ladder (a fixed point, or (s)'s rate), judged against the
+    ladder's bound; then the backlog it may leave drains before anything else runs."""
+    s = ctx.settings
+    step = publish_step(
+        srv,
+        lg,
+        sampler,
+        rate=rate,
+        seconds=max(s.step_seconds, MIN_EVENTS_PER_STEP / rate),
+        tail=s.step_tail,
+        size=s.event_bytes,
+        receivers=receivers,
+    )
+    limit = s.p99_limit_for(n)
+    step["fails"] = judge(step, s, limit)
+    step["p99_limit_ms"] = limit
+    ctx.say(
+        f"    {rate:>8g} ev/s  {step['deliveries_per_s']:>10.0f} del/s"
+        f"  p50 {step['latency_us']['p50'] / 1000:7.1f} ms"
+        f"  p99 {step['latency_us']['p99'] / 1000:7.1f} ms"
+        f"  srv {step['server_cpu_share']:.0%} lg {step['loadgen_cpu_share']:.0%}"
+        f"  {','.join(step['fails']) or 'ok'} (outside the ladder)"
+    )
+    step["settled_s"] = settle(lg)
+    return step
+
+
+def fanout_run(
+    ctx: Context, key: str, transport: str, n: int, rep: int, s_rate: float | None = None
+) -> Record:
+    """One set of connections: for the servers in ``compare_at_s`` one step at ``s_rate``
+    ((s)'s highest passing rate in this repeat), the fixed points for this N, then the
+    ladder. The single steps come first, while every client is still connected (a
+    ladder ends where a server falls behind and may drop clients); after each the
+    runner waits for its backlog to drain."""
     s = ctx.settings
     rec = base_record("fanout", key, transport, n, rep)
+    rec["p99_limit_ms"] = s.p99_limit_for(n)
 
     def body() -> None:
         with session(ctx, key, transport, n) as (srv, lg, sampler, ready):
             rec["ready"] = ready
             receivers = int(ready["connections_ok"])
             # Idle at full count with heartbeats on: the idle-memory figure for free.
-            time.sleep(s.idle_hold)
+            time.sleep(s.hold_for(n))
             rec["idle"] = idle_fields(srv, sampler, ready, receivers)
             ctx.idle_from_fanout[(key, transport, n, rep)] = rec["idle"]
             # Warm-up (not reported): first-publish allocations, caches, lazy imports.
-            warm = round_rate(s.ladder_start / n / 2)
+            warm = first_rate(s, n)
             publish_step(
                 srv,
                 lg,
                 sampler,
                 rate=warm,
-                seconds=max(1.0, 3 / warm),
+                seconds=max(1.0, 2 / warm),
                 tail=0.3,
                 size=s.event_bytes,
                 receivers=receivers,
             )
+            settle(lg)
+            if s_rate and key in s.compare_at_s and n in s.compare_at_s_connections:
+                rec["at_s_rate"] = extra_step(ctx, srv, lg, sampler, receivers, s_rate, n)
+            rec["points"] = []
+            for m, deliveries in s.fanout_points:
+                if m != n:
+                    continue
+                step = extra_step(ctx, srv, lg, sampler, receivers, round_rate(deliveries / n), n)
+                step["point_deliveries_per_s"] = deliveries
+                rec["points"].append(step)
             time.sleep(s.step_gap)
             rec["steps"] = ladder(ctx, srv, lg, sampler, receivers, n)
             rec["final"] = final_fields(lg.finish(timeout=60))
+            rec["server_stats_end"] = srv.stats()
 
     return guarded(rec, body)
 
@@ -344,20 +447,31 @@ def idle_fields(srv: Server, sampler: Sampler, ready: Record, connected: int) ->
     }
 
 
+def best_rate(rec: Record) -> float | None:
+    passing = [st["rate"] for st in rec.get("steps", []) if not st["fails"]]
+    return max(passing) if passing else None
+
+
 def fanout(ctx: Context) -> list[Record]:
     s = ctx.settings
-    targets = ctx.targets(
-        [("s", "sse"), ("g", "sse"), ("a", "sse"), ("b", "sse"), ("r", "sse"), ("s", "ws")]
-    )
-    # WebSocket fan-out only when asked for (--transports ws): the goals are SSE figures.
-    if ctx.transports is None:
-        targets = [t for t in targets if t[1] == "sse"]
+    keys = ["s", "p", "g", "a", "b", "r"]  # (s) first: others compare at its rate
+    transports = ["sse", "ws"]
     records = []
     for n in ctx.connections or s.fanout_connections:
-        for rep in range(s.repeats):
-            for key, transport in targets:
-                ctx.say(f"fanout {key}/{transport} N={n} repeat {rep + 1}/{s.repeats}")
-                records.append(fanout_run(ctx, key, transport, n, rep))
+        for transport in transports:
+            targets = ctx.targets([(k, transport) for k in keys])
+            repeats = s.repeats_for(n)
+            for rep in range(repeats):
+                s_rate: float | None = None
+                for key, _ in targets:
+                    ctx.say(
+                        f"fanout {key}/{transport} N={n} repeat {rep + 1}/{repeats}"
+                        f" (p99 bound {s.p99_limit_for(n):g} ms)"
+                    )
+                    rec = fanout_run(ctx, key, transport, n, rep, s_rate)
+                    if key == "s" and "error" not in rec:
+                        s_rate = best_rate(rec)
+                    records.append(rec)
     return records
 
 
@@ -366,22 +480,11 @@ def fanout(ctx: Context) -> list[Record]:
 
 def idle(ctx: Context) -> list[Record]:
     s = ctx.settings
-    targets = ctx.targets(
-        [
-            ("s", "sse"),
-            ("s", "ws"),
-            ("g", "sse"),
-            ("g", "ws"),
-            ("a", "sse"),
-            ("a", "ws"),
-            ("b", "sse"),
-            ("r", "sse"),
-        ]
-    )
+    targets = ctx.targets([(k, t) for t in ("sse", "ws") for k in ("s", "p", "g", "a", "b", "r")])
     ns = ctx.connections or (s.idle_connections,)
     records = []
     for n in ns:
-        for rep in range(s.repeats):
+        for rep in range(s.repeats_for(n)):
             for key, transport in targets:
                 rec = base_record("idle", key, transport, n, rep)
                 shared = ctx.idle_from_fanout.get((key, transport, n, rep))
@@ -389,7 +492,7 @@ def idle(ctx: Context) -> list[Record]:
                     rec.update(shared, source="fanout run (same server, before publishing)")
                     records.append(rec)
                     continue
-                ctx.say(f"idle {key}/{transport} N={n} repeat {rep + 1}/{s.repeats}")
+                ctx.say(f"idle {key}/{transport} N={n} repeat {rep + 1}/{s.repeats_for(n)}")
 
                 def body(
                     rec: Record = rec, key: str = key, transport: str = transport, n: int = n
@@ -442,7 +545,16 @@ def slow(ctx: Context) -> list[Record]:
     s = ctx.settings
     # (b) shares (a)'s hub and drop policy; it runs here only when --servers names it.
     targets = ctx.targets(
-        [("s", "sse"), ("g", "sse"), ("a", "sse"), ("b", "sse"), ("r", "sse"), ("s", "ws")],
+        [
+            ("s", "sse"),
+            ("p", "sse"),
+            ("g", "sse"),
+            ("a", "sse"),
+            ("b", "sse"),
+            ("r", "sse"),
+            ("s", "ws"),
+            ("p", "ws"),
+        ],
         optional=("b",),
     )
     if ctx.transports is None:
@@ -510,7 +622,16 @@ def storm(ctx: Context) -> list[Record]:
     s = ctx.settings
     # (b) has (a)'s hub: no resume either; it runs here only when --servers names it.
     targets = ctx.targets(
-        [("s", "sse"), ("s", "ws"), ("g", "sse"), ("a", "sse"), ("b", "sse"), ("r", "sse")],
+        [
+            ("s", "sse"),
+            ("s", "ws"),
+            ("p", "sse"),
+            ("p", "ws"),
+            ("g", "sse"),
+            ("a", "sse"),
+            ("b", "sse"),
+            ("r", "sse"),
+        ],
         optional=("b",),
     )
     records = []
@@ -518,6 +639,87 @@ def storm(ctx: Context) -> list[Record]:
         for key, transport in targets:
             ctx.say(f"storm {key}/{transport} N={s.storm_connections} repeat {rep + 1}/{s.repeats}")
             records.append(storm_run(ctx, key, transport, rep))
+    return records
+
+
+# -- chat round trip ----------------------------------------------------------------
+
+
+def chat_run(ctx: Context, key: str, rep: int) -> Record:
+    """N WebSocket clients, a share of which send ``{"type":"echo","ts":...}`` at a rate;
+    the server's message handler replies with the same ts. Two phases on one set of
+    connections: chat alone, then chat while events fan out to every client."""
+    s = ctx.settings
+    n = s.chat_connections
+    rec = base_record("chat", key, "ws", n, rep)
+    rec.update(chat_fraction=s.chat_fraction, chat_rate=s.chat_rate)
+    extra = ["--chat-fraction", f"{s.chat_fraction:g}", "--chat-rate", f"{s.chat_rate:g}"]
+
+    def body() -> None:
+        with session(ctx, key, "ws", n, extra) as (srv, lg, sampler, ready):
+            rec["ready"] = ready
+            receivers = int(ready["connections_ok"])
+            time.sleep(s.fanout_hold)
+            phases = [("chat", 0.0)]
+            if s.chat_fanout_rate > 0:
+                phases.append(("chat_fanout", s.chat_fanout_rate))
+            for name, rate in phases:
+                # The first interval after connecting also holds the chat warm-up.
+                publish_step(
+                    srv,
+                    lg,
+                    sampler,
+                    rate=0,
+                    seconds=1.0,
+                    tail=0,
+                    size=s.event_bytes,
+                    receivers=receivers,
+                )
+                step = publish_step(
+                    srv,
+                    lg,
+                    sampler,
+                    rate=rate,
+                    seconds=s.chat_seconds,
+                    tail=s.step_tail,
+                    size=s.event_bytes,
+                    receivers=receivers,
+                )
+                rec[name] = step
+                chat = step.get("chat", {})
+                lat = chat.get("latency_us", {})
+                ctx.say(
+                    f"    {name:12} {chat.get('replies', 0)}/{chat.get('sent', 0)} replies"
+                    f"  p50 {lat.get('p50', 0) / 1000:6.2f} ms"
+                    f"  p99 {lat.get('p99', 0) / 1000:6.2f} ms"
+                    f"  errors {chat.get('errors', 0)}"
+                    + (
+                        f"  fan-out {step['deliveries_per_s']:.0f} del/s"
+                        f" p99 {step['latency_us']['p99'] / 1000:.1f} ms"
+                        if rate
+                        else ""
+                    )
+                    + f"  srv {step['server_cpu_share']:.0%}"
+                )
+            final = lg.finish(timeout=60)
+            rec["final"] = final_fields(final)
+            rec["chat_final"] = final.get("chat")
+            rec["server_stats_end"] = srv.stats()
+
+    return guarded(rec, body)
+
+
+def chat(ctx: Context) -> list[Record]:
+    s = ctx.settings
+    targets = ctx.targets([(k, "ws") for k in ("s", "p", "g", "a")])
+    records = []
+    for rep in range(s.repeats):
+        for key, _ in targets:
+            ctx.say(
+                f"chat {key}/ws N={s.chat_connections} ({s.chat_fraction:.0%} chat at"
+                f" {s.chat_rate:g}/s) repeat {rep + 1}/{s.repeats}"
+            )
+            records.append(chat_run(ctx, key, rep))
     return records
 
 
@@ -576,6 +778,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Record]]] = {
     "idle": idle,
     "slow": slow,
     "storm": storm,
+    "chat": chat,
     "micro": micro,
     "kafka": kafka,
 }

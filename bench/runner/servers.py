@@ -16,6 +16,16 @@ from typing import Any
 
 from runner.system import process_tree, rss_bytes, set_autogroup_nice
 
+# uvicorn's own protocols: the app sees no handoff extension and delivers in Python.
+PLAIN_UVICORN = ("--http", "httptools")
+# sessionstream's protocol classes: the stream routes hand their sockets to the engine.
+HANDOFF_UVICORN = (
+    "--http",
+    "sessionstream.server:HttpToolsHandoffProtocol",
+    "--ws",
+    "sessionstream.server:WebSocketsSansIOHandoffProtocol",
+)
+
 
 @dataclass(frozen=True)
 class ServerSpec:
@@ -24,23 +34,35 @@ class ServerSpec:
     transports: tuple[str, ...]
     kind: str  # "sessionstream" | "queue_server" | "sse_starlette_server" | "cpp"
     env: tuple[tuple[str, str], ...] = ()
+    uvicorn: tuple[str, ...] = PLAIN_UVICORN  # protocol options of Python servers
+    # Streams of this server must be delivered natively (checked once all are connected).
+    native: bool = False
 
 
 SERVERS: dict[str, ServerSpec] = {
-    "s": ServerSpec("s", "(s) sessionstream FastAPI", ("sse", "ws"), "sessionstream"),
+    "s": ServerSpec(
+        "s",
+        "(s) sessionstream, native delivery",
+        ("sse", "ws"),
+        "sessionstream",
+        uvicorn=HANDOFF_UVICORN,
+        native=True,
+    ),
+    "p": ServerSpec("p", "(p) sessionstream, Python delivery", ("sse", "ws"), "sessionstream"),
     "a": ServerSpec("a", "(a) baseline asyncio.Queue", ("sse", "ws"), "queue_server"),
+    "r": ServerSpec("r", "(r) C++ reference", ("sse", "ws"), "cpp"),
+    # Not in the default set: the same hub as (a) behind sse-starlette.
     "b": ServerSpec("b", "(b) sse-starlette", ("sse",), "sse_starlette_server"),
-    "r": ServerSpec("r", "(r) C++ reference", ("sse",), "cpp"),
-    # Not in the default set: (s) with the cyclic GC tuned, to size that recommendation.
+    # Not in the default set: (p) with the cyclic GC tuned, to size that recommendation.
     "g": ServerSpec(
         "g",
-        "(g) sessionstream, GC tuned (experiment)",
+        "(g) Python delivery, GC tuned (experiment)",
         ("sse", "ws"),
         "sessionstream",
         (("BENCH_GC_THRESHOLD", "50000"),),
     ),
 }
-DEFAULT_SERVERS = ("s", "a", "b", "r")
+DEFAULT_SERVERS = ("s", "p", "a", "r")
 
 
 @dataclass(frozen=True)
@@ -114,12 +136,13 @@ class Server:
         else:
             if self.spec.kind == "sessionstream":
                 app, app_dir = "sessionstream_server:app", root / "bench/servers"
-                env["PYTHONPATH"] = str(root / "python")
+                env["PYTHONPATH"] = f"{root / 'python'}:{root}"
             else:
                 app, app_dir = "baseline_app:app", root / "bench/servers"
                 env["PYTHONPATH"] = str(root / "bench/baselines")
                 env["BENCH_BASELINE"] = self.spec.kind
-            # The flags the seeds and DESIGN's reference figures used.
+            # uvloop and httptools, as the seeds and the reference figures used; (s) with
+            # sessionstream's httptools- and websockets-sansio-based handoff protocols.
             cmd = [
                 str(self.paths.python),
                 "-m",
@@ -133,8 +156,7 @@ class Server:
                 str(self.port),
                 "--loop",
                 "uvloop",
-                "--http",
-                "httptools",
+                *self.spec.uvicorn,
                 "--no-access-log",
                 "--log-level",
                 "warning",

@@ -75,6 +75,47 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
+def _stat_fields(path: str) -> list[str]:
+    raw = Path(path).read_text()
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def threads(pid: int) -> list[dict[str, object]]:
+    """Every thread of ``pid``: name, the CPUs it may run on, its utime+stime (s)."""
+    out: list[dict[str, object]] = []
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return out
+    for tid in tids:
+        base = f"/proc/{pid}/task/{tid}"
+        try:
+            comm = Path(f"{base}/comm").read_text().strip()
+            allowed = ""
+            for line in Path(f"{base}/status").read_text().splitlines():
+                if line.startswith("Cpus_allowed_list:"):
+                    allowed = line.split(":", 1)[1].strip()
+            fields = _stat_fields(f"{base}/stat")
+        except (OSError, ValueError):
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        out.append({"tid": tid, "comm": comm, "cpus": allowed, "cpu_s": round(cpu, 3)})
+    return out
+
+
+def cpu_check(pid: int) -> dict[str, object]:
+    """The process's utime+stime (what the runner charges) beside the sum over its live
+    threads: the process figure covers every thread, so it is never below the sum (it
+    also keeps the time of threads that have exited)."""
+    ts = threads(pid)
+    return {
+        "process_cpu_s": round(cpu_seconds([pid]), 3),
+        "threads_cpu_s": round(sum(float(t["cpu_s"]) for t in ts), 3),  # type: ignore[arg-type]
+        "threads": len(ts),
+        "cpus_allowed": sorted({str(t["cpus"]) for t in ts}),
+    }
+
+
 def rss_bytes(pids: list[int]) -> int:
     total = 0
     for pid in pids:

@@ -1,11 +1,19 @@
-"""sessionstream's FastAPI path under the same benchmark endpoints as the baselines.
+"""sessionstream under the same benchmark endpoints as the baselines.
 
-Run:  uvicorn sessionstream_server:app --app-dir bench/servers --loop uvloop --http httptools
+Run, native delivery (the stream routes hand their sockets to the engine):
+      python -m uvicorn sessionstream_server:app --app-dir bench/servers --loop uvloop \
+          --http sessionstream.server:HttpToolsHandoffProtocol \
+          --ws sessionstream.server:WebSocketsSansIOHandoffProtocol
+Run, Python delivery (plain uvicorn offers no handoff, so the app delivers in Python):
+      python -m uvicorn sessionstream_server:app --app-dir bench/servers --loop uvloop \
+          --http httptools
 
 Same routes and payloads as ``bench/baselines``: ``GET /stream/sse?channel=bench``,
 ``WS /stream/ws`` (subscribe message), ``POST /bench/publish?rate=&duration=&size=``,
 ``GET /bench/stats``. Connection caps are raised so the benchmark measures delivery,
 not admission; the mailbox bound and slow-consumer policy stay at their defaults.
+A WebSocket message ``{"type":"echo","ts":...}`` goes through a registered message
+handler that replies ``{"type":"echo","ts":<the same>}``: the chat round trip.
 ``BENCH_HEARTBEAT`` sets the SSE heartbeat interval (s). ``BENCH_GC_THRESHOLD`` (unset by
 default) sets the cyclic GC's generation-0 threshold and freezes the startup heap: an
 experiment knob for the profile, not what the product does.
@@ -23,10 +31,11 @@ import gc
 import json
 import os
 import time
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 
-from sessionstream.fastapi import StreamConfig, StreamHub
+from sessionstream.fastapi import MessageContext, StreamConfig, StreamHub
 
 CHANNEL = "bench"
 
@@ -44,6 +53,14 @@ hub = StreamHub(
 )
 app = FastAPI()
 app.include_router(hub.router)
+
+
+@hub.message_handler("echo")
+async def echo(ctx: MessageContext, message: dict[str, Any]) -> dict[str, Any]:
+    # The chat round trip: client message -> Python handler -> reply to that connection.
+    return {"type": "echo", "ts": message.get("ts")}
+
+
 bench = APIRouter(prefix="/bench")
 state: dict[str, object] = {"seq": 0, "task": None}
 profiler: dict[str, cProfile.Profile] = {}
@@ -98,6 +115,9 @@ async def stats() -> dict[str, object]:
         # Named as in the baselines: clients the server gave up on.
         "dropped": metrics["hub_slow_consumer_disconnects"],
         "published": state["seq"],
+        # Which path delivers: native (handed-off sockets) or Python, per transport.
+        "delivery": hub.delivery_counts(),
+        "engine": native.metrics() if (native := hub.native_delivery) is not None else None,
         **metrics,
     }
 

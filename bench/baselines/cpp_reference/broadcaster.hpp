@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "asio.hpp"
@@ -17,11 +18,14 @@ class Broadcaster {
   Broadcaster(asio::io_context& ioc, std::size_t max_pending, double heartbeat_s);
 
   void add(tcp::socket socket);
+  // A WebSocket client whose upgrade request carried `key` (Sec-WebSocket-Key).
+  void add_websocket(tcp::socket socket, std::string_view key);
   void remove(SseSession& session);
 
-  // Hands every client the same frames, then starts one write per idle client.
+  // Hands every client the same frames (SSE clients `sse`, WebSocket clients `ws`,
+  // the same events framed for each), then starts one write per idle client.
   // Clients that cannot take them are closed (bounded memory, no silent stall).
-  void publish(const std::vector<Frame>& frames);
+  void publish(const std::vector<Frame>& sse, const std::vector<Frame>& ws);
 
   std::size_t connections() const { return sessions_.size(); }
   std::uint64_t dropped() const { return dropped_; }

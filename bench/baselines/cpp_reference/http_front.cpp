@@ -1,5 +1,6 @@
 #include "http_front.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
@@ -63,6 +64,35 @@ std::optional<double> query_number(std::string_view query, std::string_view name
   return std::nullopt;
 }
 
+// Value of a request header (name in lower case), or empty.
+std::string_view header_value(std::string_view head, std::string_view name) {
+  std::size_t pos = head.find("\r\n");
+  while (pos != std::string_view::npos && pos + 2 < head.size()) {
+    const std::size_t start = pos + 2;
+    const std::size_t end = head.find("\r\n", start);
+    const auto line = head.substr(start, end == std::string_view::npos ? end : end - start);
+    const auto colon = line.find(':');
+    if (colon == name.size()) {
+      bool same = true;
+      for (std::size_t i = 0; i < colon && same; ++i) {
+        same = static_cast<char>(std::tolower(static_cast<unsigned char>(line[i]))) == name[i];
+      }
+      if (same) {
+        auto value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+          value.remove_prefix(1);
+        }
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+          value.remove_suffix(1);
+        }
+        return value;
+      }
+    }
+    pos = end;
+  }
+  return {};
+}
+
 }  // namespace
 
 HttpFront::HttpFront(asio::io_context& ioc, const tcp::endpoint& at, int backlog, Broadcaster& hub,
@@ -107,6 +137,15 @@ void HttpFront::route(tcp::socket socket, const std::string& head) {
 
   if (method == "GET" && path == "/stream/sse") {
     hub_.add(std::move(socket));
+  } else if (method == "GET" && path == "/stream/ws") {
+    const auto key = header_value(head, "sec-websocket-key");
+    if (key.empty()) {
+      respond(std::move(socket), 400, "Bad Request", R"({"error":"not a WebSocket upgrade"})");
+      return;
+    }
+    // Whatever the client sends after the head (its subscribe frame) is read and
+    // discarded by the session: every client gets the one channel.
+    hub_.add_websocket(std::move(socket), key);
   } else if (method == "GET" && path == "/bench/stats") {
     respond(std::move(socket), 200, "OK",
             "{\"connections\":" + std::to_string(hub_.connections()) +

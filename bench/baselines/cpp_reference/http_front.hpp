@@ -11,6 +11,7 @@ namespace ref {
 
 // Accepts connections, reads one request head and routes it:
 //   GET  /stream/sse                           -> handed to the broadcaster
+//   GET  /stream/ws (WebSocket upgrade)        -> handed to the broadcaster
 //   POST /bench/publish?rate=&duration=&size=  -> starts the publisher
 //   GET  /bench/stats                          -> {"connections": n, ...}
 // Hand-rolled request-line parsing: enough for the benchmark, not a web server.

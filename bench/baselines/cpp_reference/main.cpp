@@ -1,5 +1,5 @@
-// Reference SSE broadcaster: one thread, shared pre-framed frames, gather
-// writes. It is the yardstick for what this machine can do, not a product.
+// Reference SSE and WebSocket broadcaster: one thread, shared pre-framed frames,
+// gather writes. It is the yardstick for what this machine can do, not a product.
 #include <sys/resource.h>
 
 #include <charconv>
@@ -20,7 +20,8 @@ constexpr const char* kUsage = R"(usage: cpp_reference [options]
   --port N             listen port (default 8000)
   --backlog N          listen backlog (default 4096)
   --max-pending N      frames a client may have queued before it is dropped (default 256)
-  --heartbeat S        seconds between ": keep-alive" comments, 0 = none (default 15)
+  --heartbeat S        seconds between ": keep-alive" comments (SSE) and pings
+                       (WebSocket), 0 = none (default 15)
 )";
 
 struct Config {

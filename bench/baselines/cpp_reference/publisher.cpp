@@ -30,22 +30,55 @@ std::uint64_t Publisher::start(double rate, double duration_s, std::size_t size)
   return total_;
 }
 
-Frame Publisher::make_frame(std::int64_t t_us) {
+void Publisher::make_frames(std::int64_t t_us) {
   ++seq_;
   char head[96];
   int n = std::snprintf(head, sizeof head, "{\"t\":%lld,\"seq\":%llu,\"pad\":\"",
                         static_cast<long long>(t_us), static_cast<unsigned long long>(seq_));
   const std::size_t json_base = static_cast<std::size_t>(n) + 2;  // + closing quote and brace
   const std::size_t pad = size_ > json_base ? size_ - json_base : 0;
+  std::string data;
+  data.reserve(json_base + pad);
+  data.append(head, static_cast<std::size_t>(n));
+  data.append(pad, 'x');
+  data += "\"}";
+  const std::string id = std::to_string(seq_);
+
   auto frame = std::make_shared<std::string>();
-  frame->reserve(32 + json_base + pad);
+  frame->reserve(16 + id.size() + data.size());
   *frame += "id: ";
-  *frame += std::to_string(seq_);
+  *frame += id;
   *frame += "\ndata: ";
-  frame->append(head, static_cast<std::size_t>(n));
-  frame->append(pad, 'x');
-  *frame += "\"}\n\n";
-  return frame;
+  *frame += data;
+  *frame += "\n\n";
+  batch_.push_back(std::move(frame));
+
+  std::string payload;
+  payload.reserve(80 + id.size() + data.size());
+  payload += R"([{"type":"event","id":")";
+  payload += id;
+  payload += R"(","channel":"bench","event":"message","data":)";
+  payload += data;
+  payload += "}]";
+  // One unmasked text frame (server to client), FIN set.
+  auto ws = std::make_shared<std::string>();
+  ws->reserve(payload.size() + 10);
+  ws->push_back(static_cast<char>(0x81));
+  const std::size_t len = payload.size();
+  if (len < 126) {
+    ws->push_back(static_cast<char>(len));
+  } else if (len < 65536) {
+    ws->push_back(static_cast<char>(126));
+    ws->push_back(static_cast<char>(len >> 8));
+    ws->push_back(static_cast<char>(len & 0xff));
+  } else {
+    ws->push_back(static_cast<char>(127));
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      ws->push_back(static_cast<char>((static_cast<std::uint64_t>(len) >> shift) & 0xff));
+    }
+  }
+  *ws += payload;
+  ws_batch_.push_back(std::move(ws));
 }
 
 void Publisher::tick() {
@@ -53,10 +86,12 @@ void Publisher::tick() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const auto due = std::min<std::uint64_t>(total_, static_cast<std::uint64_t>(elapsed * rate_) + 1);
   batch_.clear();
+  ws_batch_.clear();
   const std::int64_t now = realtime_us();
-  for (; sent_ < due; ++sent_) batch_.push_back(make_frame(now));
-  if (!batch_.empty()) hub_.publish(batch_);
+  for (; sent_ < due; ++sent_) make_frames(now);
+  if (!batch_.empty()) hub_.publish(batch_, ws_batch_);
   batch_.clear();
+  ws_batch_.clear();
   if (sent_ >= total_) return;
 
   const auto next = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(

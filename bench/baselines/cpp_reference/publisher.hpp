@@ -12,7 +12,9 @@ namespace ref {
 
 // Publishes benchmark events at a fixed rate for a while. Each event carries
 // "t" (publish time, us since the epoch, CLOCK_REALTIME) and "seq" and is
-// padded to about `size` bytes. Every event due at a tick goes out as one batch.
+// padded to about `size` bytes. Every event due at a tick goes out as one batch,
+// framed once for SSE and once for WebSocket (the baselines' message shape:
+// [{"type":"event","id":"<seq>","channel":"bench","event":"message","data":{...}}]).
 class Publisher {
  public:
   Publisher(asio::io_context& ioc, Broadcaster& hub);
@@ -25,7 +27,7 @@ class Publisher {
 
  private:
   void tick();
-  Frame make_frame(std::int64_t t_us);
+  void make_frames(std::int64_t t_us);  // appends one event to batch_ and ws_batch_
 
   Broadcaster& hub_;
   asio::steady_timer timer_;
@@ -37,6 +39,7 @@ class Publisher {
   std::uint64_t run_ = 0;  // which start() the pending tick belongs to
   std::uint64_t seq_ = 0;  // per channel, never reset, so runs never repeat a seq
   std::vector<Frame> batch_;
+  std::vector<Frame> ws_batch_;
 };
 
 }  // namespace ref

@@ -4,8 +4,9 @@
 
 namespace ref {
 
-SseSession::SseSession(tcp::socket socket, Broadcaster& hub, std::size_t max_pending)
-    : socket_(std::move(socket)), hub_(hub), max_pending_(max_pending) {}
+SseSession::SseSession(tcp::socket socket, Broadcaster& hub, std::size_t max_pending,
+                       bool websocket)
+    : socket_(std::move(socket)), hub_(hub), max_pending_(max_pending), websocket_(websocket) {}
 
 void SseSession::start(const Frame& response_head) {
   error_code ignored;

@@ -11,15 +11,19 @@ namespace ref {
 
 class Broadcaster;
 
-// An immutable, pre-framed SSE frame shared by every client it goes to.
+// An immutable, pre-framed SSE or WebSocket frame shared by every client it goes to.
 using Frame = std::shared_ptr<const std::string>;
 
-// One SSE client. Frames wait in pending_ while a write is in flight; when it
-// completes, everything pending goes out in one gather write. Owned by the
-// broadcaster's list and by its own in-flight handlers (shared_from_this).
+// One client, SSE or WebSocket (`websocket`: it gets the WebSocket framing of every
+// event). Frames wait in pending_ while a write is in flight; when it completes,
+// everything pending goes out in one gather write. What the client sends (a WebSocket
+// subscribe frame, pongs) is read and discarded. Owned by the broadcaster's list and by
+// its own in-flight handlers (shared_from_this).
 class SseSession : public std::enable_shared_from_this<SseSession> {
  public:
-  SseSession(tcp::socket socket, Broadcaster& hub, std::size_t max_pending);
+  SseSession(tcp::socket socket, Broadcaster& hub, std::size_t max_pending, bool websocket);
+
+  bool websocket() const { return websocket_; }
 
   void start(const Frame& response_head);
 
@@ -41,6 +45,7 @@ class SseSession : public std::enable_shared_from_this<SseSession> {
   tcp::socket socket_;
   Broadcaster& hub_;
   const std::size_t max_pending_;
+  const bool websocket_;
   std::vector<Frame> pending_;
   std::vector<Frame> in_flight_;  // keeps the written frames alive until the write completes
   std::vector<asio::const_buffer> buffers_;

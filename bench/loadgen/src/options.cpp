@@ -29,6 +29,12 @@ and prints one JSON object with the results on stdout. Progress goes to stderr.
   --stall-rcvbuf BYTES   SO_RCVBUF of stalled clients, 0 = kernel default (default 0)
   --drain S              seconds stalled clients read at the end to see if the
                          server dropped them (default 3)
+  --chat-fraction F      WebSocket: fraction of the (non-stalled) clients that
+                         chat: each sends {"type":"echo","ts":<us since epoch>}
+                         --chat-rate times a second while measuring and times
+                         the reply that carries the same "ts" (default 0)
+  --chat-rate R          messages per second per chatting client (default 1)
+  --chat-type NAME       "type" of the chat messages and of their replies (default echo)
   --header 'K: V'        extra request header (repeatable)
   --last-event-id ID     Last-Event-ID sent on every first connection
   --reconnect-storm      after the window every client closes and reconnects at
@@ -120,6 +126,17 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.stall_rcvbuf = static_cast<int>(to_size(arg, next(), 0));
     } else if (arg == "--drain") {
       o.drain = to_double(arg, next(), 0);
+    } else if (arg == "--chat-fraction") {
+      o.chat_fraction = to_double(arg, next(), 0);
+      if (o.chat_fraction > 1) throw OptionError("--chat-fraction: expected 0..1, got " + value);
+    } else if (arg == "--chat-rate") {
+      o.chat_rate = to_double(arg, next(), 0.001);
+    } else if (arg == "--chat-type") {
+      o.chat_type = next();
+      if (o.chat_type.empty() || o.chat_type.find_first_of("\"\\") != std::string::npos ||
+          o.chat_type.find_first_of("\r\n") != std::string::npos) {
+        throw OptionError("--chat-type: expected a plain name without quotes or backslashes");
+      }
     } else if (arg == "--header") {
       const auto& h = next();
       if (h.find(':') == std::string::npos || h.find_first_of("\r\n") != std::string::npos) {
@@ -152,6 +169,9 @@ bool parse_options(int argc, char** argv, Options& o) {
     }
   }
   if (o.url.empty()) throw OptionError("--url is required (see --help)");
+  if (o.chat_fraction > 0 && !o.url.starts_with("ws://")) {
+    throw OptionError("--chat-fraction needs a ws:// URL");
+  }
   return true;
 }
 

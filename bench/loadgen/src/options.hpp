@@ -18,6 +18,11 @@ struct Options {
   double stall_fraction = 0;
   int stall_rcvbuf = 0;  // SO_RCVBUF for stalled clients; 0 keeps the kernel default
   double drain = 3;  // time stalled clients get at the end to find out whether they were dropped
+  // WebSocket chat: this share of the (non-stalled) clients sends {"type":<chat_type>,"ts":<us>}
+  // chat_rate times a second while measuring; the reply carrying the same ts gives the round trip.
+  double chat_fraction = 0;
+  double chat_rate = 1;
+  std::string chat_type = "echo";
   std::vector<std::string> headers;  // "Name: value"
   std::string last_event_id;         // sent on the first connection of every client
   bool marks = false;                // the measured window is driven by "mark"/"end" lines on stdin

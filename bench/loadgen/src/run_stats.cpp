@@ -75,6 +75,14 @@ void RunStats::on_event(StreamCursor& c, const json::Payload& p, std::int64_t no
   c.gap_announced = false;
 }
 
+void RunStats::on_chat_reply(std::int64_t sent_us, std::int64_t now_us) {
+  ++chat_replies;
+  std::int64_t lat = now_us - sent_us;
+  if (lat < 0) lat = 0;  // one clock on both ends: only a clock step makes this negative
+  chat_latency_us.record(static_cast<std::uint64_t>(lat));
+  if (intervals) interval_chat_latency_us.record(static_cast<std::uint64_t>(lat));
+}
+
 void RunStats::on_gap_marker(StreamCursor& c) {
   ++gap_frames;
   c.gap_announced = true;

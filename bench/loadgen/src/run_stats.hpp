@@ -58,6 +58,17 @@ class RunStats {
   std::uint64_t other_events = 0;  // events without "t"/"seq" (e.g. a hello frame)
   std::uint64_t server_errors = 0;
 
+  // Chat round trips (--chat-fraction): messages sent while measuring, the replies that
+  // came back (latency = receive time - the "ts" the reply echoes), error frames.
+  std::uint64_t chatters = 0;
+  std::uint64_t chat_sent = 0;
+  std::uint64_t chat_replies = 0;
+  std::uint64_t chat_errors = 0;      // {"type":"error"} frames received by chatting clients
+  std::uint64_t chat_send_failed = 0;  // writes that failed (connection gone)
+  std::map<std::string, std::uint64_t> chat_error_codes;
+  LogHistogram chat_latency_us;
+  LogHistogram interval_chat_latency_us;
+
   // Reconnect storm: everything observed on the second connection.
   Clock::time_point storm_started{};
   Clock::time_point last_resume{};
@@ -75,6 +86,7 @@ class RunStats {
 
   // One received event with its scanned payload; now_us is CLOCK_REALTIME.
   void on_event(StreamCursor& c, const json::Payload& p, std::int64_t now_us);
+  void on_chat_reply(std::int64_t sent_us, std::int64_t now_us);
   void on_gap_marker(StreamCursor& c);
   void on_reset_marker(StreamCursor& c);
 };

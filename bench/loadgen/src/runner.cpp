@@ -49,8 +49,8 @@ constexpr std::array<double, 19> kCdfPoints = {0.0,  0.01,  0.05,  0.1,    0.2, 
                                                0.5,  0.6,   0.7,   0.8,    0.9, 0.95, 0.97,
                                                0.99, 0.995, 0.999, 0.9999, 1.0};
 
-void write_latency(JsonWriter& w, const LogHistogram& h) {
-  w.key("latency_us").begin_object();
+void write_quantiles(JsonWriter& w, std::string_view key, const LogHistogram& h) {
+  w.key(key).begin_object();
   w.field("p50", h.quantile(0.50));
   w.field("p90", h.quantile(0.90));
   w.field("p99", h.quantile(0.99));
@@ -59,6 +59,10 @@ void write_latency(JsonWriter& w, const LogHistogram& h) {
   w.field("mean", h.mean());
   w.field("samples", h.count());
   w.end_object();
+}
+
+void write_latency(JsonWriter& w, const LogHistogram& h) {
+  write_quantiles(w, "latency_us", h);
   // [[q, us], ...]: enough points to draw a CDF without shipping the histogram.
   w.key("latency_cdf").begin_array();
   for (double q : kCdfPoints) {
@@ -108,8 +112,10 @@ Runner::Runner(const Options& options, Url url)
   connections_.reserve(options_.connections);
   for (std::size_t i = 0; i < options_.connections; ++i) {
     const bool stalled = is_stalled(i, options_.stall_fraction);
+    // Spread the same way; a client that stalls never chats.
+    const bool chat = !stalled && is_stalled(i, options_.chat_fraction);
     if (url_.scheme == Url::Scheme::ws) {
-      connections_.push_back(std::make_unique<WsConnection>(ctx_, i, stalled));
+      connections_.push_back(std::make_unique<WsConnection>(ctx_, i, stalled, chat));
     } else {
       connections_.push_back(std::make_unique<SseConnection>(ctx_, i, stalled));
     }
@@ -267,9 +273,10 @@ std::string Runner::ready_line() const {
 
 std::string Runner::interval_line() {
   const auto& s = stats_;
-  const Mark now{Clock::now(), cpu_seconds(),   s.deliveries, s.deliveries_total,
-                 s.gaps,       s.missed_events, s.duplicates, s.closed_by_server,
-                 s.gap_frames, s.reset_frames};
+  const Mark now{Clock::now(),   cpu_seconds(),   s.deliveries,   s.deliveries_total,
+                 s.gaps,         s.missed_events, s.duplicates,   s.closed_by_server,
+                 s.gap_frames,   s.reset_frames,  s.chat_sent,    s.chat_replies,
+                 s.chat_errors};
   const double span = intervals_ ? seconds(now.at - mark_.at) : 0.0;
   JsonWriter w;
   w.begin_object();
@@ -287,10 +294,20 @@ std::string Runner::interval_line() {
   w.field("closed_by_server", now.closed_by_server - mark_.closed_by_server);
   w.field("open", s.connections_ok - s.closed_by_server);
   w.field("cpu_s", now.cpu_s - mark_.cpu_s);
+  if (options_.chat_fraction > 0) {
+    w.key("chat").begin_object();
+    w.field("chatters", s.chatters);
+    w.field("sent", now.chat_sent - mark_.chat_sent);
+    w.field("replies", now.chat_replies - mark_.chat_replies);
+    w.field("errors", now.chat_errors - mark_.chat_errors);
+    write_quantiles(w, "latency_us", s.interval_chat_latency_us);
+    w.end_object();
+  }
   w.end_object();
   mark_ = now;
   ++intervals_;
   stats_.interval_latency_us = LogHistogram{};
+  stats_.interval_chat_latency_us = LogHistogram{};
   return w.str();
 }
 
@@ -344,6 +361,17 @@ std::string Runner::report() const {
   w.field("other_events", s.other_events);
   w.field("server_errors", s.server_errors);
   w.field("deliveries_total", s.deliveries_total);
+  if (options_.chat_fraction > 0) {
+    w.key("chat").begin_object();
+    w.field("chatters", s.chatters);
+    w.field("sent", s.chat_sent);
+    w.field("replies", s.chat_replies);
+    w.field("errors", s.chat_errors);
+    w.field("send_failed", s.chat_send_failed);
+    reasons("error_codes", s.chat_error_codes);
+    write_quantiles(w, "latency_us", s.chat_latency_us);
+    w.end_object();
+  }
   if (options_.reconnect_storm) {
     const double resume_span = s.resumes ? seconds(s.last_resume - s.storm_started) : 0.0;
     w.field("resumes", s.resumes);

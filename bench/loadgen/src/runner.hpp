@@ -57,6 +57,9 @@ class Runner {
     std::uint64_t closed_by_server = 0;
     std::uint64_t gap_frames = 0;
     std::uint64_t reset_frames = 0;
+    std::uint64_t chat_sent = 0;
+    std::uint64_t chat_replies = 0;
+    std::uint64_t chat_errors = 0;
   };
 
   const Options& options_;

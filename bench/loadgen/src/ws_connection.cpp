@@ -1,5 +1,7 @@
 #include "ws_connection.hpp"
 
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include <boost/beast/http/status.hpp>
@@ -32,10 +34,14 @@ void append_json_string(std::string& out, std::string_view s) {
 
 }  // namespace
 
-WsConnection::WsConnection(Context& ctx, std::size_t index, bool stalled)
-    : Connection(ctx, index, stalled), last_id_(ctx.options.last_event_id) {}
+WsConnection::WsConnection(Context& ctx, std::size_t index, bool stalled, bool chat)
+    : Connection(ctx, index, stalled),
+      last_id_(ctx.options.last_event_id),
+      chat_(chat && !stalled),
+      chat_timer_(ctx.ioc) {}
 
 void WsConnection::close_transport() {
+  chat_timer_.cancel();
   if (ws_) {
     auto& s = ws_->next_layer();
     if (s.is_open()) {
@@ -83,8 +89,65 @@ void WsConnection::handle_object(std::string_view object, std::int64_t now_us) {
     ctx_.stats.on_reset_marker(cursor_);
   } else if (type == "error") {
     ++ctx_.stats.server_errors;
+    if (chat_) {
+      ++ctx_.stats.chat_errors;
+      std::string_view code;
+      json::for_each_member(object, [&](std::string_view key, std::string_view value) {
+        if (key == "error") code = json::string_content(value);
+        return key != "error";
+      });
+      ++ctx_.stats.chat_error_codes[std::string(code.substr(0, 64))];
+    }
+  } else if (chat_ && type == ctx_.options.chat_type) {
+    handle_chat_reply(object);
   }
   // pong, subscribed and unknown control objects need no action.
+}
+
+void WsConnection::handle_chat_reply(std::string_view object) {
+  std::int64_t ts = 0;
+  bool found = false;
+  json::for_each_member(object, [&](std::string_view key, std::string_view value) {
+    if (key == "ts") found = json::to_int64(value, ts);
+    return !found;
+  });
+  // Replies to messages sent before the measured window (none are) or malformed ones
+  // are not round trips.
+  if (found && ctx_.stats.phase == Phase::measure) ctx_.stats.on_chat_reply(ts, realtime_us());
+}
+
+asio::awaitable<void> WsConnection::chat_loop(std::uint64_t generation) {
+  using Clock = asio::steady_timer::clock_type;
+  const auto period = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(1.0 / ctx_.options.chat_rate));
+  // Chatting clients start at evenly spread phases of the period (golden-ratio
+  // sequence), so the server sees a steady stream of messages, not bursts.
+  const double phase = std::fmod(static_cast<double>(index_) * 0.6180339887498949, 1.0);
+  auto next = Clock::now() + std::chrono::duration_cast<Clock::duration>(period * phase);
+  std::string message;
+  for (;;) {
+    chat_timer_.expires_at(next);
+    error_code ec;
+    co_await chat_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (generation != generation_ || !open_ || commanded()) co_return;
+    const auto now = Clock::now();
+    next += period;
+    if (next < now) next = now + period;  // fell behind (a long write): no catch-up burst
+    if (ctx_.stats.phase != Phase::measure) continue;
+    message.clear();
+    message += R"({"type":")";
+    message += ctx_.options.chat_type;
+    message += R"(","ts":)";
+    message += std::to_string(realtime_us());
+    message += '}';
+    co_await ws_->async_write(asio::buffer(message), asio::redirect_error(asio::use_awaitable, ec));
+    if (generation != generation_) co_return;
+    if (ec) {
+      ++ctx_.stats.chat_send_failed;
+      co_return;
+    }
+    ++ctx_.stats.chat_sent;
+  }
 }
 
 void WsConnection::handle_message(std::string_view text, std::int64_t now_us) {
@@ -102,6 +165,7 @@ void WsConnection::handle_message(std::string_view text, std::int64_t now_us) {
 
 asio::awaitable<void> WsConnection::session() {
   buffer_.clear();
+  ++generation_;
   ws_.emplace(ctx_.ioc);
 
   error_code ec = co_await connect(ws_->next_layer());
@@ -138,6 +202,11 @@ asio::awaitable<void> WsConnection::session() {
       close_transport();
       co_return;
     }
+  }
+
+  if (chat_) {
+    ++ctx_.stats.chatters;
+    asio::co_spawn(ctx_.ioc, chat_loop(generation_), asio::detached);
   }
 
   std::string reason;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     started = time.time()
     load_start = loadavg()
-    command = "bench/run " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["bench/run", *(sys.argv[1:] if argv is None else argv)])
     say(
         f"{settings.mode} run: {', '.join(args.scenarios)}; servers {','.join(args.server_list)};"
         f" RLIMIT_NOFILE {nofile}; load {load_start}; logs in {logdir}"

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("sessionstream.native")
 
+# The same key as sessionstream.server.handoff.HANDOFF_EXTENSION, repeated so that this
+# layer never loads sessionstream.server (whose import checks the uvicorn version) under a
+# server that does not use it; a unit test keeps the two equal.
 HANDOFF_EXTENSION = "sessionstream.handoff"
 
 Transport = Literal["sse", "websocket"]

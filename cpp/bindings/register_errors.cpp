@@ -18,6 +18,7 @@ PyObject* g_invalid_utf8 = nullptr;
 PyObject* g_too_large = nullptr;
 PyObject* g_closed = nullptr;
 PyObject* g_limit = nullptr;
+PyObject* g_unavailable = nullptr;
 
 PyObject* make_exception(py::module_& m, const char* name, const char* doc, py::tuple bases) {
   const std::string qualified = std::string{"sessionstream."} + name;
@@ -71,6 +72,10 @@ void register_errors(py::module_& m) {
                             py::make_tuple(py::handle(g_base), py::handle(PyExc_RuntimeError)));
   g_limit = make_exception(m, "LimitExceededError", "A connection cap refused a new connection.",
                            py::make_tuple(py::handle(g_base)));
+  g_unavailable = make_exception(
+      m, "UnavailableError",
+      "A shared service the call needs (Redis) cannot be reached; nothing was done, retry later.",
+      py::make_tuple(py::handle(g_base), py::handle(PyExc_ConnectionError)));
 
   py::register_exception_translator([](std::exception_ptr error) {
     try {
@@ -91,6 +96,8 @@ void register_errors(py::module_& m) {
       set_error(g_too_large, e.what());
     } catch (const Closed& e) {
       set_error(g_closed, e.what());
+    } catch (const Unavailable& e) {
+      set_error(g_unavailable, e.what());
     } catch (const Error& e) {
       set_error(g_base, e.what());
     }

@@ -30,9 +30,15 @@ void register_hub(py::module_& m) {
 
   py::class_<Hub>(m, "Hub")
       .def(py::init([](long long history_max_events, double history_max_age,
-                       long long max_event_bytes, std::uint64_t epoch,
-                       long long lifecycle_capacity) {
+                       long long max_event_bytes, std::uint64_t epoch, long long lifecycle_capacity,
+                       std::string_view sequencing) {
              HubConfig config;
+             if (sequencing == "external") {
+               config.sequencing = Sequencing::external;
+             } else if (sequencing != "local") {
+               throw InvalidArgument("sequencing must be 'local' or 'external', got '" +
+                                     std::string{sequencing} + "'");
+             }
              config.history.max_events = positive(history_max_events, "history_max_events");
              config.history.max_age = positive_seconds(history_max_age, "history_max_age");
              config.max_event_bytes = positive(max_event_bytes, "max_event_bytes");
@@ -42,8 +48,13 @@ void register_hub(py::module_& m) {
            }),
            py::kw_only(), py::arg("history_max_events") = 1024, py::arg("history_max_age") = 300.0,
            py::arg("max_event_bytes") = 1 << 20, py::arg("epoch") = 0,
-           py::arg("lifecycle_capacity") = 4096)
+           py::arg("lifecycle_capacity") = 4096, py::arg("sequencing") = "local")
       .def_property_readonly("epoch", &Hub::epoch)
+      .def_property_readonly("sequencing",
+                             [](const Hub& hub) {
+                               return hub.sequencing() == Sequencing::external ? "external"
+                                                                               : "local";
+                             })
       .def_property_readonly("head_id", &Hub::head_id)
       .def_property_readonly("closed", &Hub::is_closed)
       .def(
@@ -74,6 +85,8 @@ void register_hub(py::module_& m) {
              d["resumes_exact"] = Metrics::read(m.resumes_exact);
              d["resumes_gap"] = Metrics::read(m.resumes_gap);
              d["resumes_reset"] = Metrics::read(m.resumes_reset);
+             d["transient"] = Metrics::read(m.transient);
+             d["lost_gaps"] = Metrics::read(m.lost_gaps);
              d["lifecycle_dropped"] = hub.lifecycle()->dropped();
              d["channels"] = hub.channel_count();
              return d;

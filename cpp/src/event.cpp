@@ -81,6 +81,14 @@ std::shared_ptr<const Event> Event::control(std::string type, std::string json_f
   return event;
 }
 
+std::shared_ptr<const Event> Event::transient(std::string channel, std::string type,
+                                              std::string data, bool data_is_json) {
+  auto event = std::make_shared<Event>(std::move(channel), EventId{}, std::move(type),
+                                       std::move(data), data_is_json);
+  event->id_text_.clear();
+  return event;
+}
+
 std::shared_ptr<const Event> Event::position(std::string id) {
   auto event =
       std::make_shared<Event>(std::string{}, EventId{}, std::string{}, std::string{}, true);
@@ -158,8 +166,11 @@ const std::string& Event::ws_object() const {
       }
       object.push_back('}');
     } else {
-      object += "{\"type\":\"event\",\"id\":";
-      append_json_string(object, id_text_);
+      object += "{\"type\":\"event\"";
+      if (!id_text_.empty()) {
+        object += ",\"id\":";
+        append_json_string(object, id_text_);
+      }
       object += ",\"channel\":";
       append_json_string(object, channel_);
       object += ",\"event\":";

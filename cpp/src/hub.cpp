@@ -56,6 +56,7 @@ std::string json_escaped(std::string_view text) {
 
 Hub::Hub(HubConfig config, std::shared_ptr<LifecycleQueue> lifecycle)
     : config_(config),
+      epoch_(config.epoch),
       lifecycle_(lifecycle ? std::move(lifecycle) : std::make_shared<LifecycleQueue>()) {
   if (config_.history.max_events == 0) {
     // A zero ring would make every resume a gap; a ring of one is the minimum.
@@ -69,6 +70,7 @@ Hub::Hub(HubConfig config, std::shared_ptr<LifecycleQueue> lifecycle)
     throw InvalidArgument("max_event_bytes must be at least 1, got 0");
   }
   if (config_.epoch == 0) config_.epoch = fresh_epoch();
+  epoch_.store(config_.epoch);
 }
 
 Hub::~Hub() = default;
@@ -83,52 +85,99 @@ void Hub::validate_channel_name(std::string_view channel, std::size_t max_length
   }
 }
 
-EventPtr Hub::publish(std::string_view channel, std::string type, std::string data,
-                      bool data_is_json) {
+void Hub::validate_event(std::string_view channel, std::string_view type,
+                         std::string_view data) const {
   validate_channel_name(channel, config_.max_channel_name);
-  if (type.empty()) type = "message";
-  validate_event_type(type);
+  validate_event_type(type.empty() ? std::string_view{"message"} : type);
   if (data.size() > config_.max_event_bytes) {
     throw PayloadTooLarge("event data is " + std::to_string(data.size()) +
                           " bytes; the maximum is " + std::to_string(config_.max_event_bytes) +
                           " (max_event_bytes)");
   }
   validate_utf8(data, "data", "event data", "; publish text (encode binary data, e.g. as base64)");
+}
+
+EventPtr Hub::publish(std::string_view channel, std::string type, std::string data,
+                      bool data_is_json) {
+  if (type.empty()) type = "message";
+  validate_event(channel, type, data);
   const auto now = std::chrono::system_clock::now();
   std::vector<SubscriberPtr> overflowed;
   EventPtr event;
   {
     std::lock_guard lock(mutex_);
     if (closed_) throw Closed("hub is closed; publish is no longer accepted");
-    event = std::make_shared<const Event>(std::string{channel}, EventId{config_.epoch, ++seq_},
-                                          std::move(type), std::move(data), data_is_json, now);
-    auto [it, inserted] = channels_.try_emplace(std::string{channel});
-    // A channel swept earlier may come back: what it lost then is still lost.
-    if (inserted) it->second.evicted_through = swept_through_;
-    Channel& ch = it->second;
-    ch.history.push_back(event);
-    trim_history(ch, now);
-    std::uint64_t delivered = 0;
-    for (const auto& subscriber : ch.subscribers) {
-      switch (subscriber->deliver(event)) {
-        case Subscriber::DeliverResult::queued:
-          ++delivered;
-          break;
-        case Subscriber::DeliverResult::dropped_oldest:
-          ++delivered;
-          metrics_.add(metrics_.dropped);
-          break;
-        case Subscriber::DeliverResult::overflow_closed:
-          overflowed.push_back(subscriber);
-          break;
-        case Subscriber::DeliverResult::already_closed:
-          break;
-      }
+    if (config_.sequencing == Sequencing::external) {
+      event =
+          Event::transient(std::string{channel}, std::move(type), std::move(data), data_is_json);
+      metrics_.add(metrics_.transient);
+    } else {
+      event = std::make_shared<const Event>(std::string{channel}, EventId{epoch_.load(), ++seq_},
+                                            std::move(type), std::move(data), data_is_json, now);
     }
-    for (const auto& subscriber : overflowed) detach_locked_all(subscriber);
-    metrics_.add(metrics_.published);
-    metrics_.add(metrics_.delivered, delivered);
+    fan_out_locked(event, overflowed);
   }
+  report_overflow(overflowed);
+  return event;
+}
+
+EventPtr Hub::publish_sequenced(std::string_view channel, std::string type, std::string data,
+                                bool data_is_json, EventId id) {
+  if (config_.sequencing != Sequencing::external) {
+    throw InvalidArgument("publish_sequenced needs a hub with external sequencing");
+  }
+  if (type.empty()) type = "message";
+  validate_event(channel, type, data);
+  const auto now = std::chrono::system_clock::now();
+  std::vector<SubscriberPtr> overflowed;
+  EventPtr event;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_) throw Closed("hub is closed; publish is no longer accepted");
+    if (id.epoch != epoch_.load() || id.seq <= seq_) return nullptr;
+    seq_ = id.seq;
+    event = std::make_shared<const Event>(std::string{channel}, id, std::move(type),
+                                          std::move(data), data_is_json, now);
+    fan_out_locked(event, overflowed);
+  }
+  report_overflow(overflowed);
+  return event;
+}
+
+EventPtr Hub::fan_out_locked(EventPtr event, std::vector<SubscriberPtr>& overflowed) {
+  const bool kept = !event->id_text().empty();
+  auto [it, inserted] = channels_.try_emplace(event->channel());
+  // A channel swept earlier may come back: what it lost then is still lost.
+  if (inserted) it->second.evicted_through = swept_through_;
+  Channel& ch = it->second;
+  if (kept) {
+    ch.history.push_back(event);
+    trim_history(ch, event->timestamp());
+  }
+  std::uint64_t delivered = 0;
+  for (const auto& subscriber : ch.subscribers) {
+    switch (subscriber->deliver(event)) {
+      case Subscriber::DeliverResult::queued:
+        ++delivered;
+        break;
+      case Subscriber::DeliverResult::dropped_oldest:
+        ++delivered;
+        metrics_.add(metrics_.dropped);
+        break;
+      case Subscriber::DeliverResult::overflow_closed:
+        overflowed.push_back(subscriber);
+        break;
+      case Subscriber::DeliverResult::already_closed:
+        break;
+    }
+  }
+  for (const auto& subscriber : overflowed) detach_locked_all(subscriber);
+  metrics_.add(metrics_.published);
+  metrics_.add(metrics_.delivered, delivered);
+  return event;
+}
+
+void Hub::report_overflow(const std::vector<SubscriberPtr>& overflowed) {
   for (const auto& subscriber : overflowed) {
     metrics_.add(metrics_.slow_consumer_disconnects);
     lifecycle_->push({LifecycleKind::slow_consumer,
@@ -137,7 +186,35 @@ EventPtr Hub::publish(std::string_view channel, std::string type, std::string da
                       0,
                       std::string{close_reason::slow_consumer}});
   }
-  return event;
+}
+
+void Hub::mark_lost(std::uint64_t through_seq) {
+  std::lock_guard lock(mutex_);
+  if (closed_ || through_seq <= seq_) return;
+  seq_ = through_seq;
+  swept_through_ = std::max(swept_through_, through_seq);
+  for (auto& [name, channel] : channels_) {
+    channel.evicted_through = std::max(channel.evicted_through, through_seq);
+  }
+  const std::string head = EventId{epoch_.load(), seq_}.to_string();
+  // Live subscribers missed events they would have been sent: tell them, with
+  // the head id, so their next resume starts after the hole, not inside it.
+  const auto gap = Event::control(
+      "gap", "\"reason\":\"bus_lost\",\"channels\":[],\"head\":\"" + head + "\"", head);
+  for (auto& [id, attachment] : attached_) attachment.subscriber->deliver_control(gap);
+  metrics_.add(metrics_.lost_gaps);
+}
+
+void Hub::adopt_epoch(std::uint64_t epoch, std::uint64_t head_seq) {
+  std::lock_guard lock(mutex_);
+  if (epoch == epoch_.load() && head_seq <= seq_) return;
+  epoch_.store(epoch);
+  seq_ = head_seq;
+  swept_through_ = head_seq;
+  for (auto& [name, channel] : channels_) {
+    channel.history.clear();
+    channel.evicted_through = head_seq;
+  }
 }
 
 void Hub::trim_history(Channel& channel, std::chrono::system_clock::time_point now) {
@@ -178,7 +255,7 @@ ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
       // An SSE client learns its position at once (an id-only frame sets
       // EventSource's lastEventId without dispatching), so a drop before its
       // first event still resumes instead of silently skipping.
-      subscriber->deliver_control(Event::position(EventId{config_.epoch, seq_}.to_string()));
+      subscriber->deliver_control(Event::position(EventId{epoch_.load(), seq_}.to_string()));
     }
     for (const auto& name : channels) attach_locked(subscriber, name);
   }
@@ -219,7 +296,22 @@ Hub::Supplements Hub::fetch_supplements(const std::vector<std::string>& channels
   Supplements supplements;
   if (sources.empty()) return supplements;
   const auto id = EventId::parse(last);
-  if (!id || id->epoch != config_.epoch) return supplements;
+  if (!id || id->epoch != epoch_.load()) return supplements;
+  const auto ahead = [&] {
+    std::lock_guard lock(mutex_);
+    return id->seq > seq_;
+  };
+  if (ahead()) {
+    // The client saw this id on another node before the bus brought it here.
+    bool caught_up = false;
+    for (const auto& source : sources) {
+      if (source->catch_up(id->epoch, id->seq)) {
+        caught_up = true;
+        break;
+      }
+    }
+    if (!caught_up) return supplements;
+  }
   // Channels whose history no longer reaches back to the client's id.
   std::vector<std::pair<std::string, std::uint64_t>> gapped;
   {
@@ -246,7 +338,7 @@ Hub::Supplements Hub::fetch_supplements(const std::vector<std::string>& channels
 ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
                                  const std::vector<std::string>& channels, std::string_view last,
                                  const Supplements& supplements) {
-  const std::string head = EventId{config_.epoch, seq_}.to_string();
+  const std::string head = EventId{epoch_.load(), seq_}.to_string();
   const auto reset = [&](std::string_view reason) {
     // The reset carries the head id so the client's next Last-Event-ID is
     // current: subscription starts live from exactly this point.
@@ -259,7 +351,7 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
   };
   const auto id = EventId::parse(last);
   if (!id) return reset("malformed_id");
-  if (id->epoch != config_.epoch) return reset("unknown_epoch");
+  if (id->epoch != epoch_.load()) return reset("unknown_epoch");
   if (id->seq > seq_) return reset("future_id");
 
   std::vector<EventPtr> missed;
@@ -389,7 +481,7 @@ std::vector<std::string> Hub::channels_of(const Subscriber& subscriber) const {
 
 std::string Hub::head_id() const {
   std::lock_guard lock(mutex_);
-  return EventId{config_.epoch, seq_}.to_string();
+  return EventId{epoch_.load(), seq_}.to_string();
 }
 
 std::size_t Hub::sweep() {

@@ -48,4 +48,11 @@ class Closed : public Error {
   using Error::Error;
 };
 
+// A shared service the call needs (Redis) cannot be reached right now; the
+// call did nothing and may be retried.
+class Unavailable : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace sessionstream

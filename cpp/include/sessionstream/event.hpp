@@ -41,6 +41,11 @@ class Event {
                                                             std::string json_fields,
                                                             std::string sse_id = {});
 
+  // A live event without an id: not kept in history, not resumable, and its
+  // SSE frame leaves the client's last event id where it was.
+  [[nodiscard]] static std::shared_ptr<const Event> transient(std::string channel, std::string type,
+                                                              std::string data, bool data_is_json);
+
   // Only an id: sets an SSE client's last event id without dispatching an
   // event ("id: <id>\n\n"); {"type":"position","id":...} over WebSocket.
   [[nodiscard]] static std::shared_ptr<const Event> position(std::string id);

@@ -24,8 +24,16 @@ struct HistoryLimits {
   std::chrono::milliseconds max_age{300'000};  // per channel
 };
 
+// Who assigns event ids. local: the hub numbers every publish itself (one
+// process). external: a shared bus (Redis Streams) numbers events for every
+// node, publish_sequenced() brings them in with those ids, and publish()
+// delivers transient events (no id, no history): ids must mean the same on
+// every node, and only the bus can promise that.
+enum class Sequencing { local, external };
+
 struct HubConfig {
   HistoryLimits history;
+  Sequencing sequencing = Sequencing::local;
   std::size_t max_event_bytes = 1 << 20;
   std::size_t max_channel_name = 256;
   // 0 picks a fresh epoch from the clock and a random source, so ids from an
@@ -54,6 +62,11 @@ class ReplaySource {
   virtual std::optional<std::vector<EventPtr>> replay(std::string_view channel,
                                                       std::uint64_t after_seq,
                                                       std::uint64_t through_seq) = 0;
+  // A client resumes from an id of this epoch that the hub has not reached
+  // yet (it saw the event on another node first). Waits, bounded, until the
+  // source has published through seq; true when it has. Sources that do not
+  // sequence the hub leave it false.
+  virtual bool catch_up(std::uint64_t /*epoch*/, std::uint64_t /*seq*/) { return false; }
 };
 
 // Publish/subscribe core. Channels hold their subscriber set and a history
@@ -70,12 +83,33 @@ class Hub {
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
-  [[nodiscard]] std::uint64_t epoch() const noexcept { return config_.epoch; }
+  [[nodiscard]] std::uint64_t epoch() const noexcept { return epoch_.load(); }
+  [[nodiscard]] Sequencing sequencing() const noexcept { return config_.sequencing; }
   [[nodiscard]] const HubConfig& config() const noexcept { return config_; }
 
   // Throws InvalidArgument (bad channel name or event type), InvalidUtf8 (event
   // type or data not valid UTF-8: every frame must be), PayloadTooLarge, Closed.
+  // With external sequencing the event is transient: delivered live to the
+  // subscribers here, without an id and without history.
   EventPtr publish(std::string_view channel, std::string type, std::string data, bool data_is_json);
+
+  // External sequencing: publishes an event under the id the bus gave it.
+  // Returns nullptr, publishing nothing, when id is not of the current epoch
+  // or not above the head (a re-read). Throws as publish() for bad input and
+  // InvalidArgument when the hub sequences locally.
+  EventPtr publish_sequenced(std::string_view channel, std::string type, std::string data,
+                             bool data_is_json, EventId id);
+  // External sequencing: the bus lost events after_seq < seq <= through_seq
+  // before this node read them (trimmed from the stream). Every subscriber
+  // gets a gap frame, resumes from before through_seq get a gap, and the head
+  // moves to through_seq.
+  void mark_lost(std::uint64_t through_seq);
+  // Switches to another id space (the bus's, or a new one after the bus lost
+  // its data). History is dropped: its ids belong to the old epoch, so a
+  // resume from one of them is reset, never misread.
+  void adopt_epoch(std::uint64_t epoch, std::uint64_t head_seq);
+  // The checks publish() applies, for a bus that validates before sending.
+  void validate_event(std::string_view channel, std::string_view type, std::string_view data) const;
 
   // Creates a subscriber with a fresh id. Not yet attached to any channel.
   [[nodiscard]] SubscriberPtr make_subscriber(SubscriberOptions options,
@@ -149,7 +183,11 @@ class Hub {
                               const std::vector<std::string>& channels, std::string_view last,
                               const Supplements& supplements);
 
+  EventPtr fan_out_locked(EventPtr event, std::vector<SubscriberPtr>& overflowed);
+  void report_overflow(const std::vector<SubscriberPtr>& overflowed);
+
   HubConfig config_;
+  std::atomic<std::uint64_t> epoch_;  // written under mutex_, read anywhere
   std::shared_ptr<LifecycleQueue> lifecycle_;
   Metrics metrics_;
   std::atomic<std::uint64_t> next_subscriber_id_{1};

@@ -18,6 +18,10 @@ struct Metrics {
   std::atomic<std::uint64_t> resumes_reset{0};
   std::atomic<std::uint64_t> frames_taken{0};
   std::atomic<std::uint64_t> bytes_taken{0};
+  // External sequencing: events delivered without an id (local sources), and
+  // holes the bus reported (events trimmed before this node read them).
+  std::atomic<std::uint64_t> transient{0};
+  std::atomic<std::uint64_t> lost_gaps{0};
 
   void add(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
     counter.fetch_add(n, std::memory_order_relaxed);

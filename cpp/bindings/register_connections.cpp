@@ -52,6 +52,7 @@ py::dict connection_dict(const ConnectionInfo& info) {
   d["ip"] = info.ip;
   d["group"] = info.group;
   d["processing"] = info.processing;
+  d["standby"] = info.standby;
   d["connected_at"] = unix_seconds(info.connected_at);
   return d;
 }
@@ -189,6 +190,7 @@ void register_connections(py::module_& m) {
              d["unique_browser_sessions"] = m.unique_browser_sessions;
              d["processing_connections"] = m.processing_connections;
              d["pending_swaps"] = m.pending_swaps;
+             d["standby_connections"] = m.standby_connections;
              d["total_connections_lifetime"] = m.total_connections_lifetime;
              d["total_errors"] = m.total_errors;
              d["total_messages"] = m.total_messages;
@@ -224,6 +226,7 @@ void register_connections(py::module_& m) {
            })
       .def("shutdown", &ConnectionManager::shutdown, py::call_guard<py::gil_scoped_release>());
 
+  m.attr("REPLACED_EVENT_ID") = std::string{replaced_stream_id};
   m.def("is_valid_session_id", &is_valid_session_id);
   m.def("validate_session_id", &validate_session_id);
   m.def("generate_session_id", &generate_session_id);

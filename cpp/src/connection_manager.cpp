@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "sessionstream/errors.hpp"
 #include "sessionstream/session_id.hpp"
@@ -13,8 +14,9 @@ ConnectionPolicy parse_connection_policy(std::string_view text) {
   if (text == "all") return ConnectionPolicy::all;
   if (text == "latest") return ConnectionPolicy::latest;
   if (text == "swap_after_processing") return ConnectionPolicy::swap_after_processing;
+  if (text == "failover") return ConnectionPolicy::failover;
   throw InvalidArgument("connection policy '" + utf8_excerpt(text, 64) +
-                        "' is invalid: use all, latest or swap_after_processing");
+                        "' is invalid: use all, latest, swap_after_processing or failover");
 }
 
 const char* to_string(ConnectionPolicy policy) noexcept {
@@ -25,6 +27,8 @@ const char* to_string(ConnectionPolicy policy) noexcept {
       return "latest";
     case ConnectionPolicy::swap_after_processing:
       return "swap_after_processing";
+    case ConnectionPolicy::failover:
+      return "failover";
   }
   return "unknown";
 }
@@ -54,14 +58,17 @@ ResumeOutcome Connection::subscribe(const std::vector<std::string>& channels,
                                     std::optional<std::string_view> last_event_id) {
   if (closed_.load()) throw Closed("connection " + std::to_string(id()) + " is closed");
   authorize_channels(channels, info_.session_id, manager_.hub().config().max_channel_name);
+  if (manager_.defer_subscribe(id(), channels)) return ResumeOutcome::live;
   return manager_.hub().subscribe(subscriber_, channels, last_event_id);
 }
 
 void Connection::unsubscribe(std::string_view channel) {
+  if (manager_.defer_unsubscribe(id(), channel)) return;
   manager_.hub().unsubscribe(subscriber_, channel);
 }
 
 std::vector<std::string> Connection::channels() const {
+  if (auto deferred = manager_.deferred_channels(id())) return std::move(*deferred);
   return manager_.hub().channels_of(*subscriber_);
 }
 
@@ -105,6 +112,7 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
 
   SubscriberPtr subscriber;
   ConnectionInfo info;
+  bool failover = false;
   {
     std::lock_guard lock(mutex_);
     if (shut_down_) throw Closed("server is shutting down; no new connections");
@@ -133,7 +141,10 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
           [&](std::uint64_t id) {
             const Entry& entry = connections_.at(id);
             if (entry.subscriber->closed()) return false;
-            if (policy == ConnectionPolicy::all || entry.info.group != request.group) return true;
+            if (policy == ConnectionPolicy::all || policy == ConnectionPolicy::failover ||
+                entry.info.group != request.group) {
+              return true;
+            }
             return policy == ConnectionPolicy::swap_after_processing && entry.info.processing;
           });
       if (static_cast<std::size_t>(staying) >= limits_.max_per_session) {
@@ -148,18 +159,31 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
                           request.group,
                           false,
                           std::chrono::system_clock::now()};
+    const ConnectionPolicy policy = request.policy.value_or(default_policy_);
+    failover = policy == ConnectionPolicy::failover;
+    const std::uint64_t active = failover && existing != sessions_.end()
+                                     ? active_of_locked(request.session_id, request.group)
+                                     : 0;
+    info.standby = active != 0;
 
     // Registered before anything else can happen to the session: the
     // newcomer is usable whatever the state of the connections it replaces.
-    connections_.emplace(info.id, Entry{info, subscriber});
+    Entry entry{info, subscriber, {}};
+    if (info.standby) entry.deferred_channels = channels;
+    connections_.emplace(info.id, std::move(entry));
     auto [session, created] = sessions_.try_emplace(request.session_id);
     if (created) session->second.created = info.connected_at;
     session->second.connections.push_back(info.id);
     if (!request.ip.empty()) ++per_ip_[request.ip];
     ++lifetime_;
-    const ConnectionPolicy policy = request.policy.value_or(default_policy_);
     post({LifecycleKind::connected, info.id, request.session_id, 0, {}});
-    apply_policy_locked(request.session_id, info.id, policy);
+    if (info.standby) {
+      post({LifecycleKind::standby, info.id, request.session_id, active, {}});
+      subscriber->deliver_control(
+          Event::control("standby", "\"active_connection_id\":" + std::to_string(active)));
+    } else {
+      apply_policy_locked(request.session_id, info.id, policy);
+    }
   }
   ConnectionPtr connection;
   try {
@@ -167,6 +191,15 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
   } catch (...) {
     release(info.id, close_reason::client_gone);
     throw;
+  }
+  // A standby receives nothing until promoted; its channels wait in its entry.
+  if (info.standby) return connection;
+  if (failover) {
+    // Where a standby resumes if this connection closes before taking
+    // anything with an id. The head read before attaching may precede the
+    // attachment: the standby then also gets events this one never had, but
+    // never one twice.
+    subscriber->set_last_taken_id(request.last_event_id.value_or(hub_.head_id()));
   }
   // Outside the manager's lock: a resume may wait on a replay source (a Kafka
   // seek), which must not hold up other sessions' opens and closes. If it
@@ -180,9 +213,22 @@ void ConnectionManager::close_entry_locked(const Entry& entry, std::string_view 
   hub_.detach(entry.subscriber);
 }
 
+std::uint64_t ConnectionManager::active_of_locked(const std::string& session_id,
+                                                  const std::string& group) const {
+  const auto session = sessions_.find(session_id);
+  if (session == sessions_.end()) return 0;
+  const auto& ids = session->second.connections;
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+    const Entry& entry = connections_.at(*it);
+    if (entry.info.group != group || entry.info.standby || entry.subscriber->closed()) continue;
+    return *it;
+  }
+  return 0;
+}
+
 void ConnectionManager::apply_policy_locked(const std::string& session_id, std::uint64_t newcomer,
                                             ConnectionPolicy policy) {
-  if (policy == ConnectionPolicy::all) return;
+  if (policy == ConnectionPolicy::all || policy == ConnectionPolicy::failover) return;
   for (const auto other : sessions_.at(session_id).connections) {
     if (other == newcomer) continue;
     const auto& entry = connections_.at(other);
@@ -199,11 +245,66 @@ void ConnectionManager::apply_policy_locked(const std::string& session_id, std::
 }
 
 void ConnectionManager::release(std::uint64_t connection_id, std::string_view reason) {
-  std::lock_guard lock(mutex_);
-  const auto it = connections_.find(connection_id);
-  if (it == connections_.end()) return;
-  const ConnectionInfo info = it->second.info;
-  connections_.erase(it);
+  std::optional<Promotion> promotion;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = connections_.find(connection_id);
+    if (it == connections_.end()) return;
+    const ConnectionInfo info = it->second.info;
+    // The owner has stopped taking: what it took last is where its client is.
+    const std::string resume_from =
+        info.standby ? std::string{} : it->second.subscriber->last_taken_id();
+    connections_.erase(it);
+    release_locked(info, reason);
+    if (!info.standby && !shut_down_) promotion = choose_promotion_locked(info, resume_from);
+  }
+  if (promotion) promote(std::move(*promotion));
+}
+
+std::optional<ConnectionManager::Promotion> ConnectionManager::choose_promotion_locked(
+    const ConnectionInfo& closed, const std::string& resume_from) {
+  const auto session = sessions_.find(closed.session_id);
+  if (session == sessions_.end()) return std::nullopt;
+  // Another connection of the group still receives: the standbys keep waiting.
+  if (active_of_locked(closed.session_id, closed.group) != 0) return std::nullopt;
+  const auto& ids = session->second.connections;
+  for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
+    Entry& entry = connections_.at(*id);
+    if (entry.info.group != closed.group || !entry.info.standby) continue;
+    if (entry.subscriber->closed()) continue;  // going away: try the next most recent
+    entry.info.standby = false;
+    // Where it stands until it takes something itself, so that if it closes
+    // before then, the next standby resumes from the same place.
+    entry.subscriber->set_last_taken_id(resume_from);
+    post({LifecycleKind::promoted, entry.info.id, closed.session_id, closed.id, {}});
+    if (entry.subscriber->options().framing == Framing::sse && EventId::parse(resume_from)) {
+      // The client's Last-Event-ID becomes the hand-over point at once, so a
+      // drop before the first event still resumes exactly.
+      entry.subscriber->deliver_control(Event::position(resume_from));
+    }
+    entry.subscriber->deliver_control(
+        Event::control("active", "\"previous_connection_id\":" + std::to_string(closed.id)));
+    return Promotion{entry.subscriber, std::exchange(entry.deferred_channels, {}), resume_from};
+  }
+  return std::nullopt;
+}
+
+void ConnectionManager::promote(Promotion promotion) {
+  const SubscriberPtr& subscriber = promotion.subscriber;
+  try {
+    std::optional<std::string_view> from;
+    if (!promotion.resume_from.empty()) from = promotion.resume_from;
+    (void)hub_.subscribe(subscriber, promotion.channels, from);
+  } catch (const Error&) {
+    // The hub is closing: the promoted connection can never receive.
+    subscriber->close(close_reason::shutdown);
+  }
+  // It may have closed while attaching, its detach running before the
+  // attachment: detach again so no channel keeps a closed subscriber.
+  if (subscriber->closed()) hub_.detach(subscriber);
+}
+
+void ConnectionManager::release_locked(const ConnectionInfo& info, std::string_view reason) {
   if (const auto session = sessions_.find(info.session_id); session != sessions_.end()) {
     auto& ids = session->second.connections;
     ids.erase(std::remove(ids.begin(), ids.end(), info.id), ids.end());
@@ -222,6 +323,36 @@ void ConnectionManager::release(std::uint64_t connection_id, std::string_view re
   }
   std::erase_if(pending_swaps_, [&](const auto& pair) { return pair.second == info.id; });
   post({LifecycleKind::disconnected, info.id, info.session_id, 0, std::string{reason}});
+}
+
+bool ConnectionManager::defer_subscribe(std::uint64_t connection_id,
+                                        const std::vector<std::string>& channels) {
+  std::lock_guard lock(mutex_);
+  const auto it = connections_.find(connection_id);
+  if (it == connections_.end() || !it->second.info.standby) return false;
+  auto& deferred = it->second.deferred_channels;
+  for (const auto& channel : channels) {
+    if (std::find(deferred.begin(), deferred.end(), channel) == deferred.end()) {
+      deferred.push_back(channel);
+    }
+  }
+  return true;
+}
+
+bool ConnectionManager::defer_unsubscribe(std::uint64_t connection_id, std::string_view channel) {
+  std::lock_guard lock(mutex_);
+  const auto it = connections_.find(connection_id);
+  if (it == connections_.end() || !it->second.info.standby) return false;
+  std::erase(it->second.deferred_channels, channel);
+  return true;
+}
+
+std::optional<std::vector<std::string>> ConnectionManager::deferred_channels(
+    std::uint64_t connection_id) const {
+  std::lock_guard lock(mutex_);
+  const auto it = connections_.find(connection_id);
+  if (it == connections_.end() || !it->second.info.standby) return std::nullopt;
+  return it->second.deferred_channels;
 }
 
 void ConnectionManager::mark_processing(std::uint64_t connection_id) {
@@ -265,7 +396,12 @@ std::size_t ConnectionManager::disconnect_channel(std::string_view session_id,
   if (session == sessions_.end()) return 0;
   std::size_t count = 0;
   for (const auto id : session->second.connections) {
-    const auto& subscriber = connections_.at(id).subscriber;
+    auto& entry = connections_.at(id);
+    if (entry.info.standby) {
+      if (std::erase(entry.deferred_channels, channel) > 0) ++count;
+      continue;
+    }
+    const auto& subscriber = entry.subscriber;
     const auto channels = hub_.channels_of(*subscriber);
     if (std::find(channels.begin(), channels.end(), channel) == channels.end()) continue;
     hub_.unsubscribe(subscriber, channel);
@@ -309,6 +445,9 @@ ConnectionMetrics ConnectionManager::metrics() const {
       std::count_if(connections_.begin(), connections_.end(),
                     [](const auto& pair) { return pair.second.info.processing; }));
   m.pending_swaps = pending_swaps_.size();
+  m.standby_connections = static_cast<std::size_t>(
+      std::count_if(connections_.begin(), connections_.end(),
+                    [](const auto& pair) { return pair.second.info.standby; }));
   m.total_connections_lifetime = lifetime_;
   m.total_errors = total_errors_.load(std::memory_order_relaxed);
   m.total_messages = total_messages_.load(std::memory_order_relaxed);
@@ -328,9 +467,12 @@ std::vector<SessionView> ConnectionManager::sessions() const {
     SessionView view{id, {}, session.connections.size(), session.created};
     std::set<std::string> channels;
     for (const auto connection_id : session.connections) {
-      for (auto& name : hub_.channels_of(*connections_.at(connection_id).subscriber)) {
-        channels.insert(std::move(name));
+      const Entry& entry = connections_.at(connection_id);
+      if (entry.info.standby) {
+        channels.insert(entry.deferred_channels.begin(), entry.deferred_channels.end());
+        continue;
       }
+      for (auto& name : hub_.channels_of(*entry.subscriber)) channels.insert(std::move(name));
     }
     view.channels.assign(channels.begin(), channels.end());
     views.push_back(std::move(view));

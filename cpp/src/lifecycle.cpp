@@ -53,6 +53,10 @@ const char* to_string(LifecycleKind kind) noexcept {
       return "slow_consumer";
     case LifecycleKind::rejected:
       return "rejected";
+    case LifecycleKind::standby:
+      return "standby";
+    case LifecycleKind::promoted:
+      return "promoted";
   }
   return "unknown";
 }

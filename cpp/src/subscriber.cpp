@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "sessionstream/event.hpp"
+
 namespace sessionstream {
 
 Subscriber::Subscriber(std::uint64_t id, SubscriberOptions options,
@@ -104,6 +106,16 @@ Subscriber::EventBatch Subscriber::take_pending(std::size_t max_bytes, std::uint
     batch.events.push_back(std::move(front));
     mailbox_.pop_front();
   }
+  // Only the newest id matters; control frames count when their id is a real
+  // event id (position, gap or reset at the head), never a marker such as
+  // the replaced close frame's.
+  for (auto it = batch.events.rbegin(); it != batch.events.rend(); ++it) {
+    const Event& event = **it;
+    if (event.id_text().empty()) continue;
+    if (event.is_control() && !EventId::parse(event.id_text())) continue;
+    last_taken_id_ = event.id_text();
+    break;
+  }
   if (mailbox_.empty()) {
     ready_marked_ = false;
     if (closed_) {
@@ -188,6 +200,16 @@ std::string Subscriber::closed_reason() const {
 std::size_t Subscriber::pending_events() const {
   std::lock_guard lock(mutex_);
   return mailbox_.size();
+}
+
+std::string Subscriber::last_taken_id() const {
+  std::lock_guard lock(mutex_);
+  return last_taken_id_;
+}
+
+void Subscriber::set_last_taken_id(std::string id) {
+  std::lock_guard lock(mutex_);
+  last_taken_id_ = std::move(id);
 }
 
 std::size_t Subscriber::pending_bytes() const {

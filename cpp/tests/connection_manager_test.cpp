@@ -260,10 +260,11 @@ TEST_F(ConnectionManagerTest, RequestPolicyOverridesTheDefault) {
 }
 
 TEST_F(ConnectionManagerTest, ParseConnectionPolicy) {
-  for (const auto policy :
-       {ConnectionPolicy::all, ConnectionPolicy::latest, ConnectionPolicy::swap_after_processing}) {
+  for (const auto policy : {ConnectionPolicy::all, ConnectionPolicy::latest,
+                            ConnectionPolicy::swap_after_processing, ConnectionPolicy::failover}) {
     EXPECT_EQ(parse_connection_policy(to_string(policy)), policy);
   }
+  EXPECT_STREQ(to_string(ConnectionPolicy::failover), "failover");
   EXPECT_THROW((void)parse_connection_policy("newest"), InvalidArgument);
   EXPECT_THROW((void)parse_connection_policy(""), InvalidArgument);
 }

@@ -31,8 +31,12 @@ TEST(EdgeFrames, HeartbeatChunkIsOneValidChunk) {
 TEST(EdgeFrames, SseCloseFrameMatchesThePythonOne) {
   EXPECT_EQ(frames::sse_close("shutdown", 5000),
             "retry: 5000\nevent: close\ndata: {\"reason\":\"shutdown\"}\n\n");
+  // A replaced stream's close frame sets the marker id, so the EventSource's
+  // own reconnect is recognised and answered 204.
   EXPECT_EQ(frames::sse_close("replaced", std::nullopt),
-            "event: close\ndata: {\"reason\":\"replaced\"}\n\n");
+            "id: replaced\nevent: close\ndata: {\"reason\":\"replaced\"}\n\n");
+  EXPECT_EQ(frames::sse_close("slow_consumer", std::nullopt),
+            "event: close\ndata: {\"reason\":\"slow_consumer\"}\n\n");
   EXPECT_EQ(frames::sse_close("a\"b", std::nullopt),
             "event: close\ndata: {\"reason\":\"a\\\"b\"}\n\n");
 }

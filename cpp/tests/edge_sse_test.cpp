@@ -244,7 +244,8 @@ TEST(EdgeSse, AlreadyClosedConnectionGetsInitialAndCloseFrame) {
   ASSERT_TRUE(chunks && chunks->terminated);
   ASSERT_EQ(chunks->chunks.size(), 1u);
   EXPECT_EQ(chunks->chunks[0], std::string{kWelcome} +
-                                   "id: e1-0\n\nevent: close\ndata: {\"reason\":\"replaced\"}\n\n");
+                                   "id: e1-0\n\nid: replaced\nevent: close\ndata: "
+                                   "{\"reason\":\"replaced\"}\n\n");
 }
 
 TEST(EdgeSse, ClientThatStopsReadingIsClosedBySendTimeout) {

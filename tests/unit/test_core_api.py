@@ -200,7 +200,10 @@ def test_payload_over_maximum_is_refused_and_nothing_is_published() -> None:
         (lambda: ss.Hub(max_event_bytes=0), "max_event_bytes"),
         (lambda: ss.ConnectionManager(ss.Hub(), max_connections=0), "max_connections"),
         (lambda: ss.ConnectionManager(ss.Hub(), max_per_ip=-1), "max_per_ip"),
-        (lambda: ss.ConnectionManager(ss.Hub(), policy="sometimes"), "all, latest or swap"),
+        (
+            lambda: ss.ConnectionManager(ss.Hub(), policy="sometimes"),
+            "latest, swap_after_processing or failover",
+        ),
         (lambda: ss.SessionStore(idle_timeout=0), "idle_timeout"),
         (lambda: ss.SessionStore(max_history_entries=0), "max_history_entries"),
     ],

@@ -24,6 +24,10 @@ enum class ConnectionPolicy {
   all,                    // every tab of a session receives
   latest,                 // a new connection takes over; the old one is closed as replaced
   swap_after_processing,  // like latest, but a connection busy processing finishes first
+  // The first connection receives; later ones wait on standby (open, heartbeats
+  // only) and the most recent standby takes over, resuming exactly, when the
+  // active one closes.
+  failover,
 };
 
 [[nodiscard]] ConnectionPolicy parse_connection_policy(std::string_view text);
@@ -36,9 +40,9 @@ struct ConnectionRequest {
   std::optional<std::string> last_event_id;
   SubscriberOptions subscriber;
   std::optional<ConnectionPolicy> policy;  // the manager's default when empty
-  // latest and swap_after_processing act only among connections of the same
-  // session and group, so e.g. a chat WebSocket never replaces the same
-  // browser's SSE streams.
+  // latest, swap_after_processing and failover act only among connections of
+  // the same session and group, so e.g. a chat WebSocket never replaces the
+  // same browser's SSE streams.
   std::string group;
 };
 
@@ -49,6 +53,7 @@ struct ConnectionInfo {
   std::string group;
   bool processing = false;
   std::chrono::system_clock::time_point connected_at;
+  bool standby = false;  // failover: open, but not attached to its channels yet
 };
 
 struct SessionView {
@@ -63,6 +68,7 @@ struct ConnectionMetrics {
   std::size_t unique_browser_sessions = 0;
   std::size_t processing_connections = 0;
   std::size_t pending_swaps = 0;
+  std::size_t standby_connections = 0;
   std::uint64_t total_connections_lifetime = 0;
   std::uint64_t total_errors = 0;
   std::uint64_t total_messages = 0;
@@ -91,10 +97,13 @@ class Connection {
   [[nodiscard]] ResumeOutcome resume_outcome() const noexcept { return resume_; }
   void set_resume_outcome(ResumeOutcome outcome) noexcept { resume_ = outcome; }
 
-  // Authorised subscribe: foreign private channels throw InvalidArgument.
+  // Authorised subscribe: foreign private channels throw InvalidArgument. On
+  // a failover standby the channels are only recorded (outcome live) and
+  // attached at promotion, resuming from where the active connection was.
   ResumeOutcome subscribe(const std::vector<std::string>& channels,
                           std::optional<std::string_view> last_event_id = std::nullopt);
   void unsubscribe(std::string_view channel);
+  // A standby's recorded channels, else the hub's attachments.
   [[nodiscard]] std::vector<std::string> channels() const;
 
   // Idempotent; the first reason wins.
@@ -112,10 +121,12 @@ class Connection {
 using ConnectionPtr = std::shared_ptr<Connection>;
 
 // Browser sessions and their connections (tabs): limits, per-session policy,
-// the processing/swap state of seed 004, counts for health. A connection is
-// registered to its session before open() returns, whatever the policy, so a
-// newcomer can never be orphaned behind a busy connection.
-// Thread-safe. Lock order: manager, then hub, then subscriber.
+// the processing/swap state of seed 004, failover standbys, counts for health.
+// A connection is registered to its session before open() returns, whatever
+// the policy, so a newcomer can never be orphaned behind a busy connection.
+// Thread-safe. Lock order: manager, then hub, then subscriber. Hub::subscribe
+// (which may wait on a replay source) is never called under the manager's
+// lock: open() and a failover promotion subscribe after releasing it.
 class ConnectionManager {
  public:
   ConnectionManager(Hub& hub, ConnectionLimits limits = {},
@@ -172,9 +183,34 @@ class ConnectionManager {
   struct Entry {
     ConnectionInfo info;
     SubscriberPtr subscriber;
+    // A standby's channels (authorized, private channel included), attached
+    // when it is promoted.
+    std::vector<std::string> deferred_channels;
+  };
+  // A standby chosen to take over, attached once the manager's lock is released.
+  struct Promotion {
+    SubscriberPtr subscriber;
+    std::vector<std::string> channels;
+    std::string resume_from;  // empty: live
   };
 
+  // Releases the slot and, when it was a failover session's active
+  // connection, promotes the most recent standby (may block on a replay).
   void release(std::uint64_t connection_id, std::string_view reason);
+  // The session, per-IP and swap bookkeeping of a connection erased from connections_.
+  void release_locked(const ConnectionInfo& info, std::string_view reason);
+  [[nodiscard]] std::optional<Promotion> choose_promotion_locked(const ConnectionInfo& closed,
+                                                                 const std::string& resume_from);
+  void promote(Promotion promotion);
+  // The newest open, non-standby connection of a session and group, or 0.
+  [[nodiscard]] std::uint64_t active_of_locked(const std::string& session_id,
+                                               const std::string& group) const;
+  // A standby's channel bookkeeping; false when the connection is not (or no
+  // longer) a standby and the hub must be used instead.
+  bool defer_subscribe(std::uint64_t connection_id, const std::vector<std::string>& channels);
+  bool defer_unsubscribe(std::uint64_t connection_id, std::string_view channel);
+  [[nodiscard]] std::optional<std::vector<std::string>> deferred_channels(
+      std::uint64_t connection_id) const;
   void close_entry_locked(const Entry& entry, std::string_view reason);
   void apply_policy_locked(const std::string& session_id, std::uint64_t newcomer,
                            ConnectionPolicy policy);

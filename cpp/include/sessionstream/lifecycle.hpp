@@ -11,14 +11,28 @@
 
 namespace sessionstream {
 
-enum class LifecycleKind { connected, disconnected, swapped, replaced, slow_consumer, rejected };
+// standby: a failover connection opened behind the session's active one
+// (other_connection_id); promoted: a standby took over from the active one
+// that closed (other_connection_id).
+enum class LifecycleKind {
+  connected,
+  disconnected,
+  swapped,
+  replaced,
+  slow_consumer,
+  rejected,
+  standby,
+  promoted,
+};
 
 struct LifecycleEvent {
   LifecycleKind kind;
   std::uint64_t connection_id = 0;
   std::string session_id;
-  std::uint64_t other_connection_id = 0;  // swapped: the connection taking over
-  std::string detail;                     // a reason or rejected limit
+  // swapped, replaced: the connection taking over; standby: the active one;
+  // promoted: the active one that closed.
+  std::uint64_t other_connection_id = 0;
+  std::string detail;  // a reason or rejected limit
 };
 
 // Bounded queue of lifecycle events, drained by the host (Python) when its

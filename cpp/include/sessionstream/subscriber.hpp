@@ -41,6 +41,12 @@ inline constexpr std::string_view client_gone = "client_gone";
 inline constexpr std::string_view session_cleanup = "session_cleanup";
 }  // namespace close_reason
 
+// The SSE id of the close frame of a stream closed as replaced. It can never be
+// an event id ("<epoch hex>-<seq>"), so a request resuming from it is an
+// EventSource reconnecting by itself after being replaced: answered 204, which
+// stops it, instead of letting it push the newer tab out in turn.
+inline constexpr std::string_view replaced_stream_id = "replaced";
+
 // One connection's bounded mailbox of shared event references.
 // Producers (the hub's fan-out) call deliver(); the single consumer calls
 // take(). Thread-safe; its mutex is taken after the hub's and before the
@@ -99,6 +105,17 @@ class Subscriber {
   [[nodiscard]] std::size_t pending_events() const;
   [[nodiscard]] std::size_t pending_bytes() const;
 
+  // Where this consumer's client stands: the id of the last frame take() or
+  // take_events() handed out that carries an event id (an event, or a
+  // position/gap/reset frame naming the head). Transient events and frames
+  // without an id leave it unchanged. A failover standby promoted after this
+  // connection closes resumes from here, so nothing is lost or sent twice.
+  [[nodiscard]] std::string last_taken_id() const;
+  // The position the consumer starts from, for the case it takes nothing with
+  // an id: the id it resumed from, or the head when it started live. Call
+  // before the subscriber is attached.
+  void set_last_taken_id(std::string id);
+
  private:
   // take_events() without the gap event; dropped receives how many events
   // drop_oldest removed since the last take.
@@ -124,6 +141,7 @@ class Subscriber {
   bool closed_ = false;
   bool ready_marked_ = false;
   std::string close_reason_;
+  std::string last_taken_id_;
 };
 
 using SubscriberPtr = std::shared_ptr<Subscriber>;

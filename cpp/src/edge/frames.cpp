@@ -21,6 +21,11 @@ std::string sse_close(std::string_view reason, std::optional<int> retry_ms) {
   std::string frame;
   frame.reserve(reason.size() + 64);
   if (retry_ms) frame += "retry: " + std::to_string(*retry_ms) + "\n";
+  if (reason == close_reason::replaced) {
+    frame += "id: ";
+    frame += replaced_stream_id;
+    frame += "\n";
+  }
   frame += "event: close\ndata: {\"reason\":";
   append_json_string(frame, reason);
   frame += "}\n\n";

@@ -29,7 +29,8 @@ class ChunkHeader {
   std::size_t length_ = 0;
 };
 
-// What Python's close_frame() writes: "retry: <ms>\n" (when given) then
+// What Python's close_frame() writes: "retry: <ms>\n" (when given), for
+// replaced "id: replaced\n" (replaced_stream_id), then
 // "event: close\ndata: {"reason":"<reason>"}\n\n".
 [[nodiscard]] std::string sse_close(std::string_view reason, std::optional<int> retry_ms);
 

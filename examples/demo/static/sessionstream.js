@@ -4,8 +4,9 @@
 //   const client = new SessionStream({ prefix: "/stream" });
 //   const sse = client.sse({ channels: ["news"], events: ["announcement"] });
 //   sse.on("announcement", (data, meta) => console.log(meta.id, data));
-//   sse.on("state", (state, info) => ...);   // connecting, open, busy, reconnecting,
-//                                            // offline, replaced, closed, failed
+//   sse.on("state", (state, info) => ...);   // connecting, open, standby, busy,
+//                                            // reconnecting, offline, replaced, closed,
+//                                            // failed
 //   sse.on("reset", (info) => ...);          // the server could not resume: reload state
 //   sse.on("gap", (info) => ...);            // some events were no longer held
 //
@@ -155,7 +156,7 @@
     goOffline() {
       // Only streams that are live or trying to be; a replaced or refused one stays put.
       if (this._stopped || this._suspended) return;
-      if (!["open", "connecting", "reconnecting", "busy"].includes(this.state)) return;
+      if (!["open", "standby", "connecting", "reconnecting", "busy"].includes(this.state)) return;
       clearTimeout(this._timer);
       this._teardown();
       this.connectionId = null;
@@ -182,6 +183,19 @@
       this.emit(kind, info);
     }
 
+    _failover(kind, info) {
+      // Policy failover: a standby stays open and receives nothing until the active tab of
+      // this session closes; then "active" arrives, followed by exactly the events the
+      // closed tab had not taken.
+      if (kind === "standby") {
+        this._setState("standby", { ...info, connection_id: this.connectionId,
+          detail: "another tab of this browser receives; this one takes over when it closes" });
+      } else {
+        this._setState("open", { ...info, connection_id: this.connectionId, resume: "failover" });
+      }
+      this.emit(kind, info);
+    }
+
     _handleClose(reason, extra = {}) {
       this.connectionId = null;
       const info = { ...extra, reason };
@@ -201,7 +215,9 @@
     start() { this.client.ready.then(() => this._connect()); }
 
     reconnect() {
-      // Explicit user action (e.g. after "replaced"): connect now, resuming.
+      // Explicit user action (e.g. after "replaced"): connect now, resuming. A new
+      // EventSource sends no Last-Event-ID, so this is never mistaken for the replaced
+      // stream's own reconnect (which the server answers 204).
       this._stopped = false;
       this.backoff.reset();
       this._teardown();
@@ -229,7 +245,8 @@
 
     on(name, fn) {
       // Named SSE events need their own listener on the EventSource.
-      if (!["state", "gap", "reset", "error", "welcome", "*"].includes(name) && !this.events.has(name)) {
+      if (!["state", "gap", "reset", "standby", "active", "error", "welcome", "*"].includes(name) &&
+          !this.events.has(name)) {
         this.events.add(name);
         if (this.source) this._listen(this.source, name);
       }
@@ -280,8 +297,18 @@
           this._control(kind, parseData(e.data));
         });
       }
+      for (const kind of ["standby", "active"]) {
+        source.addEventListener(kind, (e) => {
+          if (source !== this.source) return;
+          // "active" follows the hand-over position: resume from there from now on.
+          if (kind === "active" && e.lastEventId) this.lastEventId = e.lastEventId;
+          this._failover(kind, parseData(e.data));
+        });
+      }
       source.addEventListener("close", (e) => {
         if (source !== this.source) return;
+        // Closed here before EventSource can reconnect by itself (after "replaced" that
+        // reconnect would carry Last-Event-ID "replaced" and get 204 anyway).
         this._teardown();
         this._handleClose(parseData(e.data).reason);
       });
@@ -302,6 +329,12 @@
       const controller = new AbortController();
       try {
         const response = await fetch(url, { signal: controller.signal, headers: { Accept: "text/event-stream" } });
+        if (response.status === 204) {
+          // The server's "do not reconnect" (a replaced stream's own reconnect).
+          this._setState("replaced", { status: 204, reason: "replaced",
+            detail: "another tab of this browser took over" });
+          return;
+        }
         if (response.ok) {
           controller.abort(); // the stream opened after all: do not keep it
         } else {
@@ -388,6 +421,10 @@
           this._schedule(this.backoff.next(2000), "busy", { code: e.code, reason: e.reason || "busy" });
         } else if (e.code === 1008) {
           this._setState("failed", { code: e.code, reason: e.reason });
+        } else if (e.code === 4000) {
+          // Replaced by another tab: never back by itself (that would push the other tab
+          // out in turn); reconnect() is the explicit way back.
+          this._handleClose("replaced", { code: e.code });
         } else {
           this._handleClose(reason, { code: e.code });
         }
@@ -410,6 +447,10 @@
         case "gap":
         case "reset":
           this._control(m.type, m);
+          break;
+        case "standby":
+        case "active":
+          this._failover(m.type, m);
           break;
         default:
           this.emit(m.type, m);  // pong, subscribed, error, and application replies

@@ -11,6 +11,7 @@
     idle: () => "idle",
     connecting: () => "connecting…",
     open: () => "live",
+    standby: () => "standby: another tab of this browser receives; this one takes over when it closes",
     reconnecting: (i) =>
       i.reason === "shutdown"
         ? `server restarting, reconnecting in ${seconds(i.retryInMs)} s`
@@ -27,6 +28,7 @@
     reconnecting: "The page reconnects by itself and resumes from the last event it received.",
     offline: "The page reconnects and resumes as soon as the browser is back online.",
     replaced: "This browser session's connection moved to another tab.",
+    standby: "Only one tab of this browser receives at a time. This tab stays connected and continues exactly where the other left off when that tab closes.",
   };
 
   // Every event with an id that any stream of this page received, in arrival order, and

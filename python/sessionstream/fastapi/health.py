@@ -93,6 +93,16 @@ def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
                 "domains": [c for c in channels if not c.startswith("session:")],
                 "channels": channels,
                 "connection_count": int(view["connections"]),  # type: ignore[call-overload]
+                # Which tab receives: under failover one per group is active, the
+                # others wait on standby.
+                "connections": [
+                    {
+                        "id": info["id"],
+                        "group": info["group"],
+                        "state": "standby" if info["standby"] else "active",
+                    }
+                    for info in hub.manager.connections_of(sid)
+                ],
                 "created": created,
                 "age_seconds": round(max(0.0, now - created), 3),
             }
@@ -117,6 +127,7 @@ def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
             "unique_browser_sessions": int(manager_metrics["unique_browser_sessions"]),
             "processing_connections": int(manager_metrics["processing_connections"]),
             "pending_swaps": int(manager_metrics["pending_swaps"]),
+            "standby_connections": int(manager_metrics["standby_connections"]),
             "total_connections_lifetime": int(manager_metrics["total_connections_lifetime"]),
             "total_errors": int(manager_metrics["total_errors"]),
             "total_messages": int(manager_metrics["total_messages"]),
@@ -177,6 +188,7 @@ class NativeCollector(Collector):
             "unique_browser_sessions": "Browser sessions with at least one connection",
             "processing_connections": "Connections marked as processing",
             "pending_swaps": "Connections waiting for a processing connection to finish",
+            "standby_connections": "Failover connections waiting to take over",
             "uptime_seconds": "Seconds since the hub started",
         }
         for key, doc in gauges.items():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from sessionstream._core import ClosedError, Connection
+from sessionstream._core import REPLACED_EVENT_ID, ClosedError, Connection
 from sessionstream.fastapi.delivery import send_within
 from sessionstream.fastapi.errors import StreamHTTPError
 from sessionstream.fastapi.session import StreamSession, cookie_header
@@ -93,9 +93,19 @@ def first_frames(connection: Connection, retry_ms: int, max_bytes: int) -> bytes
 
 
 def close_frame(reason: str, retry_ms: int | None) -> bytes:
+    """The last frame of a stream. A replaced stream's sets the marker id
+    :data:`~sessionstream._core.REPLACED_EVENT_ID`, so the EventSource's own reconnect
+    arrives with it as ``Last-Event-ID`` and is answered 204, which stops it."""
     data = json.dumps({"reason": reason}, separators=(",", ":"))
     retry = f"retry: {retry_ms}\n" if retry_ms is not None else ""
-    return f"{retry}event: close\ndata: {data}\n\n".encode()
+    marker = f"id: {REPLACED_EVENT_ID}\n" if reason == "replaced" else ""
+    return f"{retry}{marker}event: close\ndata: {data}\n\n".encode()
+
+
+def is_replaced_reconnect(last_event_id: str | None) -> bool:
+    """Whether a request resumes from a replaced stream's close frame: an EventSource
+    reconnecting by itself after another tab took over."""
+    return last_event_id == REPLACED_EVENT_ID
 
 
 class EventStreamResponse(Response):
@@ -121,6 +131,12 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = self.hub
+        if is_replaced_reconnect(self.last_event_id):
+            # 204 makes EventSource stop reconnecting; nothing is registered, so the tab
+            # that replaced this one stays untouched. A page that wants the stream back
+            # opens a new EventSource (no Last-Event-ID).
+            await Response(status_code=204)(scope, receive, send)
+            return
         handoff = hub.handoff_for(scope)
         try:
             connection = await hub.open_connection(

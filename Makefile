@@ -22,15 +22,15 @@ bootstrap-full:
 test-cpp:
 	cmake --preset default
 	cmake --build --preset default
-	ctest --preset default
+	bash scripts/redis.sh with ctest --preset default
 
 test-sanitizers:
 	cmake --preset asan-ubsan
 	cmake --build --preset asan-ubsan
-	ctest --preset asan-ubsan
+	bash scripts/redis.sh with ctest --preset asan-ubsan
 	cmake --preset tsan
 	cmake --build --preset tsan
-	ctest --preset tsan
+	bash scripts/redis.sh with ctest --preset tsan
 
 test-python:
 	$(PY) -m pytest
@@ -39,7 +39,7 @@ bench:
 	bash bench/run
 
 format:
-	clang-format -i cpp/include/sessionstream/*.hpp cpp/include/sessionstream/edge/*.hpp cpp/src/edge/* cpp/src/*.cpp cpp/src/*.hpp cpp/bindings/*.cpp cpp/bindings/*.hpp cpp/tests/*.cpp bench/micro/*.cpp
+	clang-format -i cpp/include/sessionstream/*.hpp cpp/include/sessionstream/edge/*.hpp cpp/src/edge/* cpp/src/redis/* cpp/src/kafka/* cpp/src/*.cpp cpp/src/*.hpp cpp/bindings/*.cpp cpp/bindings/*.hpp cpp/tests/*.cpp bench/micro/*.cpp
 	$(PY) -m ruff format python tests examples bench
 
 lint:

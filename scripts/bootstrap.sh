@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for sessionstream, idempotently:
 #   scripts/bootstrap.sh core   system packages to build the core, .venv, the package
-#   scripts/bootstrap.sh full   the above plus Kafka (Java, Maven), Redis and Chromium
+#   scripts/bootstrap.sh full   the above plus Kafka (Java, Maven) and Chromium
 set -euo pipefail
 
 level="${1:-core}"
@@ -9,9 +9,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SESSIONSTREAM_VENV:-$repo/.venv}"
 
 core_packages=(g++ make cmake ninja-build pkg-config python3-venv python3-dev
-               libboost-dev librdkafka-dev libgtest-dev googletest)
-full_packages=(clang-format maven openjdk-17-jre-headless redis-server libhiredis-dev
-               chromium fonts-liberation)
+               libboost-dev librdkafka-dev libhiredis-dev redis-server libgtest-dev googletest)
+full_packages=(clang-format maven openjdk-17-jre-headless chromium fonts-liberation)
 
 case "$level" in
   core) wanted=("${core_packages[@]}") ;;

@@ -16,6 +16,8 @@ void register_hub(pybind11::module_& m);
 void register_connections(pybind11::module_& m);
 void register_store(pybind11::module_& m);
 void register_kafka(pybind11::module_& m);
+void register_redis(pybind11::module_& m);
+void register_redis_bus(pybind11::module_& m);
 void register_edge(pybind11::module_& m);
 
 }  // namespace sessionstream::bindings

@@ -7,5 +7,7 @@ PYBIND11_MODULE(_core, m) {
   sessionstream::bindings::register_connections(m);
   sessionstream::bindings::register_store(m);
   sessionstream::bindings::register_kafka(m);
+  sessionstream::bindings::register_redis(m);
+  sessionstream::bindings::register_redis_bus(m);
   sessionstream::bindings::register_edge(m);
 }

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 Framing = Literal["sse", "websocket"]
 Overflow = Literal["disconnect", "drop_oldest"]
-Policy = Literal["all", "latest", "swap_after_processing"]
+Policy = Literal["all", "latest", "swap_after_processing", "failover"]
 ResumeOutcome = Literal["live", "exact", "gap", "reset"]
 LimitKind = Literal["server_full", "per_ip", "per_session"]
 
@@ -34,6 +34,9 @@ class LimitExceededError(SessionStreamError):
     kind: LimitKind
     limit: int
 
+class UnavailableError(SessionStreamError, ConnectionError):
+    """A shared service the call needs (Redis) cannot be reached; nothing was done, retry later."""
+
 class Notifier:
     """One eventfd that wakes an event loop when connections have frames ready."""
 
@@ -43,7 +46,16 @@ class Notifier:
         """Clear the eventfd; return ids of connections that became ready (0: lifecycle)."""
 
 class LifecycleEvent:
-    kind: Literal["connected", "disconnected", "swapped", "replaced", "slow_consumer", "rejected"]
+    kind: Literal[
+        "connected",
+        "disconnected",
+        "swapped",
+        "replaced",
+        "slow_consumer",
+        "rejected",
+        "standby",
+        "promoted",
+    ]
     connection_id: int
     session_id: str
     other_connection_id: int
@@ -60,9 +72,14 @@ class Hub:
         max_event_bytes: int = 1048576,
         epoch: int = 0,
         lifecycle_capacity: int = 4096,
-    ) -> None: ...
+        sequencing: Literal["local", "external"] = "local",
+    ) -> None:
+        """``sequencing="external"``: a :class:`RedisStreamBus` numbers events for every node;
+        :meth:`publish` then delivers transient events (no id, no history)."""
     @property
     def epoch(self) -> int: ...
+    @property
+    def sequencing(self) -> Literal["local", "external"]: ...
     @property
     def head_id(self) -> str: ...
     @property
@@ -140,7 +157,8 @@ class ConnectionManager:
         policy: Policy | None = None,
         group: str = "",
     ) -> Connection:
-        """Register a connection; ``latest``/``swap_after_processing`` act within one group."""
+        """Register a connection; ``latest``/``swap_after_processing``/``failover`` act within
+        one group."""
     def mark_processing(self, connection_id: int) -> None: ...
     def unmark_processing(self, connection_id: int) -> None: ...
     def is_processing(self, connection_id: int) -> bool: ...
@@ -161,7 +179,10 @@ class ConnectionManager:
     def shutdown(self) -> None: ...
 
 class SessionStore:
-    """In-memory per-session key/value and conversation history with TTL and a native sweeper."""
+    """Per-session key/value and conversation history with an idle TTL.
+
+    Constructed directly, the in-memory store with a native sweeper; :class:`RedisSessionStore`
+    is the store shared by every node."""
 
     def __init__(
         self,
@@ -187,6 +208,10 @@ def is_valid_session_id(session_id: str) -> bool: ...
 def validate_session_id(session_id: str) -> None: ...
 def generate_session_id() -> str: ...
 def private_channel(session_id: str) -> str: ...
+
+REPLACED_EVENT_ID: str
+"""SSE id of a replaced stream's close frame; a request resuming from it gets 204."""
+
 def is_foreign_private_channel(channel: str, session_id: str) -> bool: ...
 
 # -- Native delivery engine --------------------------------------------------------------
@@ -402,3 +427,105 @@ class KafkaAdmin:
     def create_topic(self, topic: str, partitions: int = 1, timeout: float = 10.0) -> None: ...
     def partitions(self, topic: str, timeout: float = 10.0) -> int | None: ...
     def reachable(self, timeout: float = 5.0) -> bool: ...
+
+# -- Redis (hiredis) ---------------------------------------------------------------------
+
+RedisPayloadFormat = Literal["auto", "json", "text"]
+
+def validate_redis_url(url: str) -> str:
+    """Parse ``redis://[[user]:password@]host[:port][/db]``; returns it with the password
+    masked. Raises ``InvalidArgumentError`` (``rediss://`` included: no TLS in this build)."""
+
+class RedisSource:
+    """Node mode: one pub/sub connection per process, whatever the number of subscribers.
+    Names with ``*``, ``?`` or ``[`` are PSUBSCRIBEd, others SUBSCRIBEd; each message is
+    published into the hub on the channel the template names (``{channel}``: the Redis
+    channel). Reads on a native thread, reconnects with backoff; Redis being down at start
+    shows in ``health()``, never as an exception."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        url: str,
+        patterns: Sequence[str],
+        *,
+        channel: str = "{channel}",
+        event_type: str = "message",
+        payload: RedisPayloadFormat = "auto",
+        connect_timeout: float = 2.0,
+    ) -> None: ...
+    def start(self) -> None:
+        """Start the reader thread; returns at once. Idempotent."""
+    def stop(self) -> None:
+        """Stop reading, close the connection, join. Idempotent."""
+    @property
+    def running(self) -> bool: ...
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Wait until subscribed to every channel and pattern."""
+    def health(self) -> dict[str, Any]:
+        """status, reason, running, connected, patterns, subscriptions, connections, received,
+        published, skipped {invalid_channel, too_large, invalid_utf8, bad_json}, reconnects,
+        errors, last_error, endpoint (password masked), log_notes_dropped."""
+    def take_log_notes(self) -> list[tuple[str, str, str]]:
+        """``(level, kind, message)`` noted by the reader thread since the last call."""
+
+class RedisSessionStore(SessionStore):
+    """Session data in Redis, shared by every node. Every write and touch sets the session's
+    keys to expire after ``idle_timeout``, so Redis drops idle sessions itself. Construction
+    never connects; a call while Redis is unreachable raises ``UnavailableError``."""
+
+    def __init__(  # type: ignore[override]
+        self,
+        url: str,
+        *,
+        key_prefix: str = "sessionstream",
+        idle_timeout: float = 3600.0,
+        max_history_entries: int = 1000,
+        max_value_bytes: int = 1048576,
+        connect_timeout: float = 2.0,
+    ) -> None: ...
+    def health(self) -> dict[str, Any]:
+        """connected, endpoint (password masked), key_prefix, errors, last_error."""
+
+class RedisStreamBus:
+    """Redis Streams bus: numbers every event for all nodes of a hub with
+    ``sequencing="external"`` and delivers it to each, so a ``Last-Event-ID`` from one node
+    resumes exactly on another. Reads on a native thread; also replays resumes older than
+    the hub's history from the stream (``max_len`` entries back)."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        url: str,
+        *,
+        key_prefix: str = "sessionstream",
+        max_len: int = 10000,
+        connect_timeout: float = 2.0,
+        catch_up_timeout: float = 1.0,
+    ) -> None: ...
+    def start(self) -> None:
+        """Start the reader; never raises for Redis being down (health says degraded)."""
+    def stop(self) -> None:
+        """Join the reader, close the connections. Idempotent."""
+    @property
+    def running(self) -> bool: ...
+    @property
+    def stream_key(self) -> str: ...
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until the reader is connected and the hub runs in the cluster epoch."""
+    def publish(
+        self,
+        channel: str | bytes,
+        data: str | bytes,
+        event: str | bytes = "message",
+        *,
+        json: bool = False,
+    ) -> str:
+        """Append to the stream; returns the event id. Raises ``UnavailableError`` when Redis
+        cannot be reached (or before the cluster epoch is known)."""
+    def health(self) -> dict[str, Any]:
+        """status, reason, running, connected, epoch, head, published, received, duplicates,
+        lost, skipped (per kind), reconnects, errors, last_error, replays, replayed_events,
+        replay_gaps, stream_key, max_len, endpoint (password masked), connections."""
+    def take_log_notes(self) -> list[tuple[str, str, str]]:
+        """``(level, kind, message)`` noted by the reader since the last call."""

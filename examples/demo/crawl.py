@@ -4,6 +4,10 @@ Each crawl belongs to the browser session that started it. Isolation does not re
 filtering events in the browser: the app's ``authorize`` hook lets a session subscribe to
 a crawl channel only if it owns that crawl, so another session's progress never reaches
 it. Progress is computed from the crawl's own counters and can never exceed 100%.
+
+Ownership is also written to the session store, so with Redis configured
+(``SESSIONSTREAM_REDIS_URL``) the progress a crawl publishes on one node streams to its
+owner on any node.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ MAX_ACTIVE_PER_SESSION = 10
 
 def channel_of(crawl_id: str) -> str:
     return f"crawl:{crawl_id}:progress"
+
+
+def _owner_key(crawl_id: str) -> str:
+    return f"crawl:{crawl_id}"
 
 
 @dataclass
@@ -70,7 +78,13 @@ class CrawlRegistry:
 
     def owns_channel(self, session_id: str, channel: str) -> bool:
         match = CHANNEL.match(channel)
-        return match is not None and self.owner(match.group(1)) == session_id
+        if match is None:
+            return False
+        crawl_id = match.group(1)
+        if self.owner(crawl_id) == session_id:
+            return True
+        # Started through another node: the shared store knows.
+        return self.hub.store.get(session_id, _owner_key(crawl_id)) is not None
 
     def of_session(self, session_id: str) -> list[Crawl]:
         return [c for c in self._crawls.values() if c.session_id == session_id]
@@ -82,6 +96,7 @@ class CrawlRegistry:
                 f"{active} crawls are running for this session (max {MAX_ACTIVE_PER_SESSION})"
             )
         crawl = Crawl(id=secrets.token_hex(6), session_id=session_id, url=url, pages=pages)
+        self.hub.store.set(session_id, _owner_key(crawl.id), url)
         self._crawls[crawl.id] = crawl
         task = asyncio.create_task(self._run(crawl), name=f"crawl-{crawl.id}")
         self._tasks.add(task)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-Policy = Literal["all", "latest", "swap_after_processing"]
+Policy = Literal["all", "latest", "swap_after_processing", "failover"]
 Overflow = Literal["disconnect", "drop_oldest"]
 SessionIdDisplay = Literal["hash", "full", "none"]
 SameSite = Literal["lax", "strict", "none"]
@@ -48,7 +48,8 @@ class StreamConfig:
 
     # Tabs of one browser session (seed 004)
     policy: Policy = "all"
-    """Default connection policy of a session: ``all``, ``latest`` or ``swap_after_processing``."""
+    """Default connection policy of a session: ``all``, ``latest``, ``swap_after_processing``
+    or ``failover`` (one tab receives, later ones wait on standby and take over)."""
     sse_policy: Policy | None = None
     """Policy of SSE connections; ``None`` uses ``policy``."""
     ws_policy: Policy | None = None
@@ -89,6 +90,37 @@ class StreamConfig:
     ws_idle_timeout: float = 60.0
     """Natively delivered WebSockets: a peer silent this long is closed; pings go out at
     half of it."""
+
+    # Redis: several workers or nodes behave as one
+    # Not in repr: the URL may carry a password.
+    redis_url: str | None = dataclasses.field(default=None, repr=False)
+    """``redis://[[user]:password@]host[:port][/db]``. ``None`` keeps everything in this
+    process (the embedded default). Set, every worker and node shares events, resume and
+    sessions through Redis; see ``redis_streams``, ``redis_subscribe`` and
+    ``redis_session_store``."""
+    redis_key_prefix: str = "sessionstream"
+    """Prefix of every Redis key this hub uses; nodes that share it form one cluster."""
+    redis_streams: bool = True
+    """Publish through one Redis stream shared by every node: each event gets one id that
+    means the same everywhere, so a browser resumes exactly on whichever node it reaches.
+    ``False`` keeps publishes and ids local to the process (pub/sub input only)."""
+    redis_stream_max_len: int = 10_000
+    """Events the shared stream keeps, all channels together: how far back a resume on
+    another node (or after this node's own history) reaches before it is a gap."""
+    redis_subscribe: str = ""
+    """Comma-separated Redis pub/sub channels or patterns (``crawl:*:progress``) fed into
+    the hub over one connection per node. Pub/sub keeps no history: with
+    ``redis_streams`` these events are delivered live without an id (not resumable);
+    without it they get this process's ids (resumable on this node only)."""
+    redis_channel: str = "{channel}"
+    """Hub channel of a Redis pub/sub message: ``{channel}`` is its Redis channel name."""
+    redis_event_type: str = "message"
+    """Event type given to Redis pub/sub messages."""
+    redis_payload: Literal["auto", "json", "text"] = "auto"
+    """Redis pub/sub payloads: JSON when they parse (``auto``), JSON only, or text."""
+    redis_session_store: bool = True
+    """Keep session values and conversation history in Redis, shared by every node."""
+    redis_connect_timeout: float = 2.0
 
     # WebSocket protocol
     ws_max_message_bytes: int = 65_536
@@ -157,6 +189,8 @@ class StreamConfig:
             "history_max_age",
             "session_idle_timeout",
             "session_sweep_interval",
+            "redis_stream_max_len",
+            "redis_connect_timeout",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -183,6 +217,24 @@ class StreamConfig:
             raise ValueError(
                 "StreamConfig: session_header, session_query and session_cookie must be set"
             )
+
+        if self.redis_url is not None:
+            from sessionstream._core import validate_redis_url
+
+            try:
+                validate_redis_url(self.redis_url)
+            except ValueError as exc:
+                raise ValueError(f"StreamConfig.redis_url: {exc}") from None
+        if not self.redis_key_prefix or any(c.isspace() for c in self.redis_key_prefix):
+            raise ValueError(
+                f"StreamConfig.redis_key_prefix={self.redis_key_prefix!r}:"
+                " must be non-empty without spaces"
+            )
+
+    @property
+    def redis_patterns(self) -> tuple[str, ...]:
+        """``redis_subscribe`` as a tuple of channels/patterns."""
+        return tuple(p.strip() for p in self.redis_subscribe.split(",") if p.strip())
 
     @property
     def effective_sse_policy(self) -> Policy:

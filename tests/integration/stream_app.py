@@ -7,13 +7,14 @@ Channels starting with ``forbidden:`` are refused by its ``authorize`` hook.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from sessionstream import InvalidUtf8Error
+from sessionstream import InvalidUtf8Error, UnavailableError
 from sessionstream.fastapi import MessageContext, MessageError, StreamHub, StreamSession
 
 
@@ -40,6 +41,10 @@ def create_app(hub: StreamHub | None = None) -> FastAPI:
 
 
 def _add_routes(app: FastAPI, hub: StreamHub) -> None:
+    @app.exception_handler(UnavailableError)
+    async def unavailable(request: Request, exc: UnavailableError) -> JSONResponse:
+        return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
+
     @app.post("/test/publish")
     async def publish(body: Publish) -> dict[str, list[str]]:
         # One synchronous loop: every event is queued before any sender runs.
@@ -68,6 +73,28 @@ def _add_routes(app: FastAPI, hub: StreamHub) -> None:
                 status_code=422,
             )
         return JSONResponse({"ids": [event_id]})
+
+    @app.put("/test/store")
+    async def store_set(session_id: str, key: str, value: str) -> dict[str, bool]:
+        hub.store.set(session_id, key, value)
+        return {"ok": True}
+
+    @app.get("/test/store")
+    async def store_get(session_id: str, key: str) -> dict[str, str | None]:
+        return {"value": hub.store.get(session_id, key)}
+
+    @app.post("/test/history")
+    async def history_append(session_id: str, entry: str) -> dict[str, int]:
+        return {"index": hub.store.append_history(session_id, entry)}
+
+    @app.get("/test/history")
+    async def history_get(session_id: str) -> dict[str, list[str]]:
+        return {"entries": hub.store.history(session_id, 100)}
+
+    @app.get("/test/pid")
+    async def pid() -> dict[str, int]:
+        # Which worker answered, and how many streams it holds (uvicorn --workers).
+        return {"pid": os.getpid(), "streams": hub.manager.metrics()["active_connections"]}
 
     @app.get("/test/subscribers")
     async def subscribers(channel: str) -> dict[str, int]:

@@ -41,6 +41,7 @@ from sessionstream._core import (
     SessionStore,
     is_foreign_private_channel,
     private_channel,
+    validate_session_id,
 )
 from sessionstream.config import Policy, StreamConfig
 from sessionstream.fastapi.delivery import LoopDelivery, Slot
@@ -48,6 +49,7 @@ from sessionstream.fastapi.errors import StreamHTTPError, limit_error, shutting_
 from sessionstream.fastapi.messages import RESERVED_TYPES, MessageHandler
 from sessionstream.fastapi.native import HANDOFF_EXTENSION, NativeDelivery, NativeSlot
 from sessionstream.fastapi.session import StreamSession
+from sessionstream.redis_backend import RedisBackend, hub_sequencing, session_store
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -156,6 +158,7 @@ class StreamHub:
         self._hub: Hub | None = None
         self._manager: ConnectionManager | None = None
         self._store: SessionStore | None = None
+        self._redis: RedisBackend | None = None
         self._native: NativeDelivery | None = None
         # Why streams fall back to Python delivery; each reason is logged once.
         self._fallback_reasons: dict[str, int] = {}
@@ -175,6 +178,7 @@ class StreamHub:
             history_max_events=cfg.history_max_events,
             history_max_age=cfg.history_max_age,
             max_event_bytes=cfg.max_event_bytes,
+            sequencing=hub_sequencing(cfg),
         )
         self._manager = ConnectionManager(
             self._hub,
@@ -183,11 +187,12 @@ class StreamHub:
             max_per_session=cfg.max_per_session,
             policy=cfg.policy,
         )
-        self._store = SessionStore(
-            idle_timeout=cfg.session_idle_timeout,
-            sweep_interval=cfg.session_sweep_interval,
-            max_history_entries=cfg.session_max_history,
-        )
+        self._store = session_store(cfg)
+        if cfg.redis_url is not None:
+            self._redis = RedisBackend(cfg, self._hub, self._store)
+            self.add_health_section("redis", self._redis.health)
+            # A resume may read the stream or wait for this node to catch up with it.
+            self.blocking_resume = self.blocking_resume or self._redis.bus is not None
         self._started_at = time.time()
 
     @property
@@ -204,8 +209,14 @@ class StreamHub:
         return self._manager
 
     @property
+    def redis(self) -> RedisBackend | None:
+        """The Redis parts (stream bus, pub/sub source, session store) when configured."""
+        return self._redis
+
+    @property
     def store(self) -> SessionStore:
-        """Per-session key/value and conversation history (thread-safe natively)."""
+        """Per-session key/value and conversation history (thread-safe natively); in Redis,
+        shared by every node, when ``redis_url`` is set."""
         if self._store is None:
             raise ClosedError("the stream hub is shut down")
         return self._store
@@ -231,11 +242,19 @@ class StreamHub:
         name, ``InvalidUtf8Error`` (an ``InvalidArgumentError``, naming the byte offset)
         when bytes or the event type are not valid UTF-8, ``PayloadTooLargeError`` above
         ``max_event_bytes``, ``ClosedError`` after shutdown.
+
+        With Redis streams configured the event goes through Redis to every worker and
+        node (this one included) and the call waits for Redis to number it (one round
+        trip, the GIL released); ``UnavailableError`` then means Redis is unreachable and
+        nothing was published.
         """
         hub = self._hub
         if hub is None:
             raise ClosedError("the stream hub is shut down")
         payload, is_json = encode_payload(data, json)
+        redis = self._redis
+        if redis is not None and redis.bus is not None:
+            return redis.publish(channel, payload, event, json=is_json)
         return hub.publish(channel, payload, event, json=is_json)
 
     def send_personal(
@@ -252,6 +271,11 @@ class StreamHub:
         if manager is None:
             raise ClosedError("the stream hub is shut down")
         payload, is_json = encode_payload(data, json)
+        redis = self._redis
+        if redis is not None and redis.bus is not None:
+            # The session's tabs may be connected to other nodes.
+            validate_session_id(session_id)
+            return redis.publish(private_channel(session_id), payload, event, json=is_json)
         return manager.send_personal(session_id, payload, event, json=is_json)
 
     def subscriber_count(self, channel: str) -> int:
@@ -302,7 +326,8 @@ class StreamHub:
 
     def on_lifecycle(self, listener: LifecycleListener) -> LifecycleListener:
         """Register ``listener(event)`` for connected / disconnected / swapped / replaced /
-        slow_consumer / rejected events. Called on the event loop; keep it short."""
+        standby / promoted / slow_consumer / rejected events. Called on the event loop;
+        keep it short."""
         self._lifecycle_listeners.append(listener)
         return listener
 
@@ -545,6 +570,8 @@ class StreamHub:
         if self._hub is None or self._hub.closed:
             self._create_core()
         self._loop = asyncio.get_running_loop()
+        if self._redis is not None:
+            self._redis.start()
         delivery = self.delivery()
         self.native.set_lifecycle_notifier(delivery.notifier)
         if self.config.native_delivery and self._native is None:
@@ -560,10 +587,11 @@ class StreamHub:
             start_logger = logging.getLogger("uvicorn.error")
         start_logger.log(
             logging.INFO if mode == "native" else logging.WARNING,
-            "stream hub started (prefix %s): %s delivery, %s",
+            "stream hub started (prefix %s): %s delivery, %s; %s",
             self.config.prefix,
             mode,
             why,
+            self._redis.describe() if self._redis is not None else "events stay in this process",
         )
 
     def _expected_mode(self) -> tuple[Literal["native", "python"], str]:
@@ -659,6 +687,11 @@ class StreamHub:
         if self._native is not None:
             self._native.stop()
             self._native = None
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis.log_notes()
+            self._redis = None
+            self._health_sections.pop("redis", None)
         if self._hub is not None:
             self._hub.close()
         self._hub = None
@@ -705,6 +738,8 @@ class StreamHub:
         next_sweep = time.monotonic() + sweep_every
         while True:
             self._sample()
+            if self._redis is not None:
+                self._redis.log_notes()
             if time.monotonic() >= next_sweep and self._hub is not None:
                 removed = self._hub.sweep()
                 if removed:

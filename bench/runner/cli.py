@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner import plots, report
+from runner import plots, redis_bench, report
 from runner.profile import profile
 from runner.scenarios import SCENARIOS, Context, Record
 from runner.servers import DEFAULT_SERVERS, SERVERS, Paths
@@ -19,8 +19,9 @@ from runner.settings import CLIENT_CORE, FULL, QUICK, SERVER_CORE, Settings
 from runner.system import git_revision, loadavg, machine, pin_self, raise_nofile
 
 DEFAULT_SCENARIOS = ["fanout", "idle", "chat", "micro", "kafka"]
-# slow and storm take ~10 min more on the 2-core machine class: named, they run.
-ALL_SCENARIOS = [*DEFAULT_SCENARIOS, "slow", "storm", "profile"]
+# slow and storm take ~10 min more on the 2-core machine class, redis ~7 min: named, they run.
+ALL_SCENARIOS = [*DEFAULT_SCENARIOS, "slow", "storm", "profile", "redis"]
+SUMMARIES = {**report.SUMMARIES, "redis": redis_bench.summary}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         load0 = loadavg()
         if name == "profile":
             records = profile(ctx, args.profile_rate, results, stem)
+        elif name == "redis":
+            records = redis_bench.run(ctx)
         else:
             records = SCENARIOS[name](ctx)
         ran[name] = records
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": settings.__dict__,
             "records": records,
         }
-        summarize = report.SUMMARIES.get(name)
+        summarize = SUMMARIES.get(name)
         if summarize is not None:
             section["summary"] = summarize(records)
         if name == "fanout":
@@ -481,6 +484,8 @@ def markdown(doc: dict[str, Any], settings: Settings, notes: str = "") -> str:
         ]
         if rec.get("error"):
             out += [f"Error: `{rec['error']}`", ""]
+    if sc.get("redis"):
+        out += redis_bench.markdown(sc["redis"])
     prof = sc.get("profile")
     if prof and prof["records"]:
         rec = prof["records"][0]
@@ -514,6 +519,7 @@ def markdown(doc: dict[str, Any], settings: Settings, notes: str = "") -> str:
         "bench/run --quick    # small N, short steps: checks the runner works",
         "bench/run --scenario fanout --servers s,r --connections 1000 --transports ws",
         "bench/run --scenario chat --tag ''   # one scenario, merged into the day's file",
+        "bench/run --scenario redis --tag redis   # Redis pub/sub and two nodes: ~7 min",
         "```",
         "",
         "Raw numbers, every step and every repeat: the JSON file of the same name.",

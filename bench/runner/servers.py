@@ -32,7 +32,7 @@ class ServerSpec:
     key: str
     label: str
     transports: tuple[str, ...]
-    kind: str  # "sessionstream" | "queue_server" | "sse_starlette_server" | "cpp"
+    kind: str  # "sessionstream" | "cpp" | a module of bench/baselines ("queue_server", ...)
     env: tuple[tuple[str, str], ...] = ()
     uvicorn: tuple[str, ...] = PLAIN_UVICORN  # protocol options of Python servers
     # Streams of this server must be delivered natively (checked once all are connected).
@@ -122,7 +122,9 @@ class Server:
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         root = self.paths.root
-        env = dict(os.environ)
+        # The benchmark server reads SESSIONSTREAM_* (StreamConfig.from_env): only the
+        # spec's own may apply, never ones the shell happened to export.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONSTREAM_")}
         env["BENCH_HEARTBEAT"] = f"{self.heartbeat:g}"
         env.update(self.spec.env)
         if self.spec.kind == "cpp":
@@ -136,7 +138,9 @@ class Server:
         else:
             if self.spec.kind == "sessionstream":
                 app, app_dir = "sessionstream_server:app", root / "bench/servers"
-                env["PYTHONPATH"] = f"{root / 'python'}:{root}"
+                # BENCH_PACKAGE_DIR: a directory holding another build of the package.
+                package = os.environ.get("BENCH_PACKAGE_DIR", str(root / "python"))
+                env["PYTHONPATH"] = f"{package}:{root}"
             else:
                 app, app_dir = "baseline_app:app", root / "bench/servers"
                 env["PYTHONPATH"] = str(root / "bench/baselines")

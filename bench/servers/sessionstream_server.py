@@ -14,9 +14,11 @@ Same routes and payloads as ``bench/baselines``: ``GET /stream/sse?channel=bench
 not admission; the mailbox bound and slow-consumer policy stay at their defaults.
 A WebSocket message ``{"type":"echo","ts":...}`` goes through a registered message
 handler that replies ``{"type":"echo","ts":<the same>}``: the chat round trip.
-``BENCH_HEARTBEAT`` sets the SSE heartbeat interval (s). ``BENCH_GC_THRESHOLD`` (unset by
-default) sets the cyclic GC's generation-0 threshold and freezes the startup heap: an
-experiment knob for the profile, not what the product does.
+``BENCH_HEARTBEAT`` sets the SSE heartbeat interval (s). ``SESSIONSTREAM_REDIS_*`` turn on
+Redis (the ``redis`` scenario): with ``redis_streams`` ``/bench/publish`` goes through the
+shared stream to every node, and ``/bench/stats`` carries the ``redis`` health section.
+``BENCH_GC_THRESHOLD`` (unset by default) sets the cyclic GC's generation-0 threshold and
+freezes the startup heap: an experiment knob for the profile, not what the product does.
 
 ``POST /bench/profile?action=start`` / ``?action=stop&path=FILE`` runs cProfile on the
 event loop thread between the two calls and writes pstats to ``FILE``: the runner's
@@ -43,8 +45,10 @@ if os.environ.get("BENCH_GC_THRESHOLD"):
     gc.freeze()
     gc.set_threshold(int(os.environ["BENCH_GC_THRESHOLD"]), 10, 10)
 
+# ``SESSIONSTREAM_*`` variables apply (the runner passes only the Redis ones it means);
+# the caps below win over them.
 hub = StreamHub(
-    StreamConfig(
+    StreamConfig.from_env(
         max_connections=200_000,
         max_per_ip=200_000,
         max_per_session=200_000,
@@ -118,6 +122,7 @@ async def stats() -> dict[str, object]:
         # Which path delivers: native (handed-off sockets) or Python, per transport.
         "delivery": hub.delivery_counts(),
         "engine": native.metrics() if (native := hub.native_delivery) is not None else None,
+        "redis": redis.health() if (redis := hub.redis) is not None else None,
         **metrics,
     }
 

@@ -45,6 +45,8 @@ and prints one JSON object with the results on stdout. Progress goes to stderr.
   --source-ips A,B,...   local addresses to bind, round robin (past ~28k connections)
   --connect-timeout S    connect + handshake timeout (default 10)
   --read-buffer BYTES    size of the shared read buffer (default 262144)
+  --url-spread K         SSE: every "{k}" in the URL's path and query becomes the
+                         client index modulo K, e.g. channel=crawl:{k}:progress
   --quiet                no progress on stderr
   --help                 this text
 )";
@@ -162,6 +164,8 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.connect_timeout = to_double(arg, next(), 0.001);
     } else if (arg == "--read-buffer") {
       o.read_buffer = to_size(arg, next(), 1024);
+    } else if (arg == "--url-spread") {
+      o.url_spread = to_size(arg, next(), 1);
     } else if (arg == "--quiet") {
       o.quiet = true;
     } else {

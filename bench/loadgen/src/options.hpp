@@ -32,6 +32,9 @@ struct Options {
   std::vector<std::string> source_ips;
   double connect_timeout = 10;
   std::size_t read_buffer = 256 * 1024;
+  // > 0: every "{k}" in the SSE request target becomes the client index modulo this,
+  // so one process spreads its clients over several channels.
+  std::size_t url_spread = 0;
   bool quiet = false;
 };
 

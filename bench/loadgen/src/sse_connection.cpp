@@ -1,5 +1,7 @@
 #include "sse_connection.hpp"
 
+#include <string_view>
+
 #include "json_scan.hpp"
 
 namespace loadgen {
@@ -25,7 +27,18 @@ std::string SseConnection::request() const {
   std::string r;
   r.reserve(256);
   r += "GET ";
-  r += ctx_.url.target;
+  if (const std::size_t spread = ctx_.options.url_spread; spread > 0) {
+    const std::string k = std::to_string(index_ % spread);
+    std::string_view target = ctx_.url.target;
+    for (auto at = target.find("{k}"); at != std::string_view::npos; at = target.find("{k}")) {
+      r += target.substr(0, at);
+      r += k;
+      target.remove_prefix(at + 3);
+    }
+    r += target;
+  } else {
+    r += ctx_.url.target;
+  }
   r += " HTTP/1.1\r\nHost: ";
   r += ctx_.url.host_header;
   r += "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n";

@@ -31,7 +31,7 @@ void register_hub(py::module_& m) {
   py::class_<Hub>(m, "Hub")
       .def(py::init([](long long history_max_events, double history_max_age,
                        long long max_event_bytes, std::uint64_t epoch, long long lifecycle_capacity,
-                       std::string_view sequencing) {
+                       std::string_view sequencing, long long max_channels_per_connection) {
              HubConfig config;
              if (sequencing == "external") {
                config.sequencing = Sequencing::external;
@@ -43,12 +43,15 @@ void register_hub(py::module_& m) {
              config.history.max_age = positive_seconds(history_max_age, "history_max_age");
              config.max_event_bytes = positive(max_event_bytes, "max_event_bytes");
              config.epoch = epoch;
+             config.max_channels_per_subscriber =
+                 positive(max_channels_per_connection, "max_channels_per_connection");
              return std::make_unique<Hub>(config, std::make_shared<LifecycleQueue>(positive(
                                                       lifecycle_capacity, "lifecycle_capacity")));
            }),
            py::kw_only(), py::arg("history_max_events") = 1024, py::arg("history_max_age") = 300.0,
            py::arg("max_event_bytes") = 1 << 20, py::arg("epoch") = 0,
-           py::arg("lifecycle_capacity") = 4096, py::arg("sequencing") = "local")
+           py::arg("lifecycle_capacity") = 4096, py::arg("sequencing") = "local",
+           py::arg("max_channels_per_connection") = 256)
       .def_property_readonly("epoch", &Hub::epoch)
       .def_property_readonly("sequencing",
                              [](const Hub& hub) {

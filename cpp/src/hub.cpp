@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <unordered_set>
 
 #include "random.hpp"
 #include "sessionstream/errors.hpp"
+#include "sessionstream/json_check.hpp"
 #include "sessionstream/utf8.hpp"
 
 namespace sessionstream {
@@ -46,6 +48,12 @@ void validate_event_type(std::string_view type) {
   validate_utf8(type, "event", "event type");
 }
 
+InvalidArgument channel_limit_error(std::size_t cap, std::size_t have, std::size_t more) {
+  return InvalidArgument("a connection may subscribe to at most " + std::to_string(cap) +
+                         " channels; it has " + std::to_string(have) + " and asked for " +
+                         std::to_string(more) + " more");
+}
+
 std::string json_escaped(std::string_view text) {
   std::string out;
   append_json_string(out, text);
@@ -69,6 +77,9 @@ Hub::Hub(HubConfig config, std::shared_ptr<LifecycleQueue> lifecycle)
   if (config_.max_event_bytes == 0) {
     throw InvalidArgument("max_event_bytes must be at least 1, got 0");
   }
+  if (config_.max_channels_per_subscriber == 0) {
+    throw InvalidArgument("max_channels_per_subscriber must be at least 1, got 0");
+  }
   if (config_.epoch == 0) config_.epoch = fresh_epoch();
   epoch_.store(config_.epoch);
 }
@@ -85,8 +96,8 @@ void Hub::validate_channel_name(std::string_view channel, std::size_t max_length
   }
 }
 
-void Hub::validate_event(std::string_view channel, std::string_view type,
-                         std::string_view data) const {
+void Hub::validate_event(std::string_view channel, std::string_view type, std::string_view data,
+                         bool data_is_json) const {
   validate_channel_name(channel, config_.max_channel_name);
   validate_event_type(type.empty() ? std::string_view{"message"} : type);
   if (data.size() > config_.max_event_bytes) {
@@ -95,12 +106,21 @@ void Hub::validate_event(std::string_view channel, std::string_view type,
                           " (max_event_bytes)");
   }
   validate_utf8(data, "data", "event data", "; publish text (encode binary data, e.g. as base64)");
+  if (data_is_json) {
+    // WebSocket frames embed JSON data raw: one bad payload would break the
+    // whole batch it is sent in.
+    if (const JsonError error = find_json_error(data)) {
+      throw InvalidArgument(
+          "event data is marked as JSON but is not valid JSON: " + std::string{error.what} +
+          ", at byte offset " + std::to_string(error.offset));
+    }
+  }
 }
 
 EventPtr Hub::publish(std::string_view channel, std::string type, std::string data,
                       bool data_is_json) {
   if (type.empty()) type = "message";
-  validate_event(channel, type, data);
+  validate_event(channel, type, data, data_is_json);
   const auto now = std::chrono::system_clock::now();
   std::vector<SubscriberPtr> overflowed;
   EventPtr event;
@@ -127,7 +147,7 @@ EventPtr Hub::publish_sequenced(std::string_view channel, std::string type, std:
     throw InvalidArgument("publish_sequenced needs a hub with external sequencing");
   }
   if (type.empty()) type = "message";
-  validate_event(channel, type, data);
+  validate_event(channel, type, data, data_is_json);
   const auto now = std::chrono::system_clock::now();
   std::vector<SubscriberPtr> overflowed;
   EventPtr event;
@@ -240,6 +260,12 @@ ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
                              const std::vector<std::string>& channels,
                              std::optional<std::string_view> last_event_id) {
   for (const auto& name : channels) validate_channel_name(name, config_.max_channel_name);
+  // Distinct names, counted before the lock so an oversized request never takes
+  // it; the total is checked under the lock before anything changes, so a
+  // refused subscribe leaves the subscriber as it was.
+  const std::unordered_set<std::string_view> requested(channels.begin(), channels.end());
+  const std::size_t cap = config_.max_channels_per_subscriber;
+  if (requested.size() > cap) throw channel_limit_error(cap, 0, requested.size());
   ResumeOutcome outcome = ResumeOutcome::live;
   // Replay sources may block, so they run before the hub lock is taken; what
   // they produce is merged with the ring under the lock.
@@ -248,6 +274,13 @@ ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
   {
     std::lock_guard lock(mutex_);
     if (closed_) throw Closed("hub is closed; subscribe is no longer accepted");
+    if (const auto it = attached_.find(subscriber->id()); it != attached_.end()) {
+      const auto& current = it->second.channel_set;
+      const auto more = static_cast<std::size_t>(
+          std::count_if(requested.begin(), requested.end(),
+                        [&](std::string_view name) { return !current.contains(name); }));
+      if (current.size() + more > cap) throw channel_limit_error(cap, current.size(), more);
+    }
     if (last_event_id) {
       outcome = replay_locked(subscriber, channels, *last_event_id, supplements);
     } else if (subscriber->options().framing == Framing::sse &&
@@ -360,11 +393,7 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
   for (const auto& name : channels) {
     // Already attached: its events since then were delivered live, and
     // replaying them would duplicate.
-    if (attached != attached_.end() &&
-        std::find(attached->second.channels.begin(), attached->second.channels.end(), name) !=
-            attached->second.channels.end()) {
-      continue;
-    }
+    if (attached != attached_.end() && attached->second.channel_set.contains(name)) continue;
     const auto it = channels_.find(name);
     const std::uint64_t evicted =
         it == channels_.end() ? swept_through_ : it->second.evicted_through;
@@ -417,10 +446,7 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
 void Hub::attach_locked(const SubscriberPtr& subscriber, const std::string& name) {
   auto& attachment = attached_[subscriber->id()];
   if (!attachment.subscriber) attachment.subscriber = subscriber;
-  if (std::find(attachment.channels.begin(), attachment.channels.end(), name) !=
-      attachment.channels.end()) {
-    return;
-  }
+  if (!attachment.channel_set.insert(name).second) return;
   attachment.channels.push_back(name);
   auto [it, inserted] = channels_.try_emplace(name);
   if (inserted) it->second.evicted_through = swept_through_;  // see publish()
@@ -450,10 +476,12 @@ void Hub::unsubscribe(const SubscriberPtr& subscriber, std::string_view channel)
   std::lock_guard lock(mutex_);
   const auto it = attached_.find(subscriber->id());
   if (it == attached_.end()) return;
-  auto& names = it->second.channels;
-  const auto found = std::find(names.begin(), names.end(), channel);
-  if (found == names.end()) return;
-  names.erase(found);
+  auto& attachment = it->second;
+  const auto member = attachment.channel_set.find(channel);
+  if (member == attachment.channel_set.end()) return;
+  attachment.channel_set.erase(member);
+  // Linear, but bounded by max_channels_per_subscriber and off the publish path.
+  std::erase(attachment.channels, channel);
   detach_locked(subscriber, channel);
 }
 

@@ -35,8 +35,16 @@ std::uint64_t LifecycleQueue::dropped() const {
 }
 
 void LifecycleQueue::set_notifier(std::shared_ptr<Notifier> notifier) {
-  std::lock_guard lock(mutex_);
-  notifier_ = std::move(notifier);
+  bool pending = false;
+  {
+    std::lock_guard lock(mutex_);
+    notifier_ = notifier;
+    pending = !events_.empty();
+  }
+  // push() signals only on empty -> non-empty, so events queued before the
+  // notifier was attached would otherwise wait for the next push. Signalled
+  // outside the lock: the notifier's mutex is a leaf.
+  if (notifier && pending) notifier->mark_ready(kNotifyToken);
 }
 
 const char* to_string(LifecycleKind kind) noexcept {

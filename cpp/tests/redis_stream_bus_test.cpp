@@ -238,6 +238,16 @@ TEST_F(RedisStreamBusTest, EveryNodeDeliversEveryEventOnceWithTheSameIds) {
   EXPECT_EQ(a->bus.health().connections, 0U);
 }
 
+TEST_F(RedisStreamBusTest, PublishRefusesDataMarkedJsonThatIsNotBeforeSendingIt) {
+  auto a = started_node();
+  Receiver on_a(a->hub, "room");
+  EXPECT_THROW((void)a->bus.publish("room", "", "{\"a\":", true), InvalidArgument);
+  const std::string id = a->bus.publish("room", "", "{\"a\":1}", true);
+  ASSERT_TRUE(on_a.wait_events(1));
+  on_a.pull();
+  EXPECT_EQ(on_a.ids(), std::vector<std::string>{id}) << "the refused event never reached Redis";
+}
+
 TEST_F(RedisStreamBusTest, ConcurrentPublishersOnTwoNodesAgreeOnOneOrder) {
   auto a = started_node();
   auto b = started_node();

@@ -61,6 +61,8 @@ class StreamConfig:
     history_max_age: float = 300.0
     """Seconds an event stays resumable."""
     max_event_bytes: int = 1_048_576
+    max_channels_per_connection: int = 256
+    """Channels one connection may subscribe to; a subscribe past it is refused."""
     mailbox_events: int = 1024
     """Pending events per connection before the overflow policy applies."""
     mailbox_bytes: int = 1_048_576
@@ -174,6 +176,7 @@ class StreamConfig:
             "max_per_session",
             "history_max_events",
             "max_event_bytes",
+            "max_channels_per_connection",
             "mailbox_events",
             "mailbox_bytes",
             "max_batch_bytes",

@@ -7,7 +7,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from .support import SSEClient, WSClient, eventually, get_health, session_id
+from .support import SSEClient, WSClient, eventually, get_health, publish, session_id, subscribers
 
 
 @pytest.mark.asyncio
@@ -80,3 +80,25 @@ async def test_per_ip_limit_gives_429(start_server) -> None:
     async with httpx.AsyncClient(timeout=5.0) as client:
         metrics = (await client.get(server.url + "/metrics")).text
     assert 'sessionstream_rejections_total{kind="per_ip"} 1.0' in metrics
+
+
+@pytest.mark.asyncio
+async def test_subscribe_past_the_channel_cap_gets_an_error_and_the_socket_stays_usable(
+    start_server,
+) -> None:
+    server = start_server(SESSIONSTREAM_MAX_CHANNELS_PER_CONNECTION="8")
+    sid = session_id("many")
+    # The welcome holds two channels: "c0" and the session's private one.
+    async with await WSClient.open(server.ws_url, channels=["c0"], session_id=sid) as ws:
+        await ws.send({"type": "subscribe", "channels": [f"c{i}" for i in range(1, 6)], "ref": 1})
+        assert (await ws.next_type("subscribed"))["ref"] == 1  # 7 of 8
+        await ws.send({"type": "subscribe", "channels": ["c6", "c7", "c8"], "ref": 2})
+        error = await ws.next_type("error")
+        assert error["ref"] == 2
+        assert "at most 8 channels; it has 7 and asked for 3 more" in error["detail"]
+        assert await subscribers(server, "c6") == 0  # the refused subscribe changed nothing
+        await ws.send({"type": "subscribe", "channels": ["c6"], "ref": 3})
+        assert (await ws.next_type("subscribed"))["ref"] == 3  # exactly at the cap
+        (event_id,) = await publish(server, "c6", {"n": 1})
+        event = await ws.next_type("event")
+        assert (event["id"], event["data"]) == (event_id, {"n": 1})

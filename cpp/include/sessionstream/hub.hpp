@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "sessionstream/event.hpp"
@@ -36,6 +37,8 @@ struct HubConfig {
   Sequencing sequencing = Sequencing::local;
   std::size_t max_event_bytes = 1 << 20;
   std::size_t max_channel_name = 256;
+  // Bounds the hub state one connection can claim; subscribe refuses more.
+  std::size_t max_channels_per_subscriber = 256;
   // 0 picks a fresh epoch from the clock and a random source, so ids from an
   // earlier process are recognised as foreign after a restart.
   std::uint64_t epoch = 0;
@@ -87,8 +90,9 @@ class Hub {
   [[nodiscard]] Sequencing sequencing() const noexcept { return config_.sequencing; }
   [[nodiscard]] const HubConfig& config() const noexcept { return config_; }
 
-  // Throws InvalidArgument (bad channel name or event type), InvalidUtf8 (event
-  // type or data not valid UTF-8: every frame must be), PayloadTooLarge, Closed.
+  // Throws InvalidArgument (bad channel name or event type, or data_is_json and
+  // data not one JSON value: frames embed it raw), InvalidUtf8 (event type or
+  // data not valid UTF-8: every frame must be), PayloadTooLarge, Closed.
   // With external sequencing the event is transient: delivered live to the
   // subscribers here, without an id and without history.
   EventPtr publish(std::string_view channel, std::string type, std::string data, bool data_is_json);
@@ -109,7 +113,8 @@ class Hub {
   // resume from one of them is reset, never misread.
   void adopt_epoch(std::uint64_t epoch, std::uint64_t head_seq);
   // The checks publish() applies, for a bus that validates before sending.
-  void validate_event(std::string_view channel, std::string_view type, std::string_view data) const;
+  void validate_event(std::string_view channel, std::string_view type, std::string_view data,
+                      bool data_is_json = false) const;
 
   // Creates a subscriber with a fresh id. Not yet attached to any channel.
   [[nodiscard]] SubscriberPtr make_subscriber(SubscriberOptions options,
@@ -118,6 +123,8 @@ class Hub {
   // Attaches the subscriber to channels and, when last_event_id is given,
   // first queues exactly the events it missed (or a gap/reset frame), atomically
   // with respect to publishes: nothing is missed or duplicated in between.
+  // Throws InvalidArgument, changing nothing, when the subscriber would end up
+  // on more than max_channels_per_subscriber channels.
   ResumeOutcome subscribe(const SubscriberPtr& subscriber, const std::vector<std::string>& channels,
                           std::optional<std::string_view> last_event_id = std::nullopt);
   void unsubscribe(const SubscriberPtr& subscriber, std::string_view channel);
@@ -156,15 +163,17 @@ class Hub {
     std::deque<EventPtr> history;
     std::uint64_t evicted_through = 0;  // highest seq dropped from history
   };
-  struct Attachment {
-    SubscriberPtr subscriber;
-    std::vector<std::string> channels;
-  };
   struct NameHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view name) const noexcept {
       return std::hash<std::string_view>{}(name);
     }
+  };
+  struct Attachment {
+    SubscriberPtr subscriber;
+    std::vector<std::string> channels;  // subscription order, for channels_of()
+    // Membership tests run under the hub lock: O(1), not a scan of channels.
+    std::unordered_set<std::string, NameHash, std::equal_to<>> channel_set;
   };
 
   void trim_history(Channel& channel, std::chrono::system_clock::time_point now);

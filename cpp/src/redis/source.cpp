@@ -14,6 +14,7 @@
 
 #include "connection.hpp"
 #include "sessionstream/errors.hpp"
+#include "sessionstream/json_check.hpp"
 #include "sessionstream/utf8.hpp"
 
 namespace sessionstream::redis {
@@ -21,134 +22,6 @@ namespace sessionstream::redis {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A strict RFC 8259 checker: one value, optional surrounding whitespace.
-class JsonChecker {
- public:
-  explicit JsonChecker(std::string_view text) : text_(text) {}
-
-  bool document() noexcept {
-    skip_space();
-    if (!value(0)) return false;
-    skip_space();
-    return pos_ == text_.size();
-  }
-
- private:
-  static constexpr int kMaxDepth = 128;
-
-  [[nodiscard]] bool at_end() const noexcept { return pos_ >= text_.size(); }
-  [[nodiscard]] char peek() const noexcept { return at_end() ? '\0' : text_[pos_]; }
-
-  void skip_space() noexcept {
-    while (!at_end() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r')) {
-      ++pos_;
-    }
-  }
-
-  bool literal(std::string_view word) noexcept {
-    if (text_.substr(pos_, word.size()) != word) return false;
-    pos_ += word.size();
-    return true;
-  }
-
-  bool digits() noexcept {
-    const std::size_t start = pos_;
-    while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
-    return pos_ > start;
-  }
-
-  bool number() noexcept {
-    if (peek() == '-') ++pos_;
-    if (peek() == '0') {
-      ++pos_;
-    } else if (!digits()) {
-      return false;
-    }
-    if (peek() == '.') {
-      ++pos_;
-      if (!digits()) return false;
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (!digits()) return false;
-    }
-    return true;
-  }
-
-  bool string() noexcept {
-    ++pos_;  // the opening quote
-    while (!at_end()) {
-      const auto c = static_cast<unsigned char>(text_[pos_++]);
-      if (c == '"') return true;
-      if (c < 0x20) return false;
-      if (c != '\\') continue;
-      if (at_end()) return false;
-      const char escape = text_[pos_++];
-      if (escape == 'u') {
-        for (int i = 0; i < 4; ++i) {
-          if (at_end() || std::isxdigit(static_cast<unsigned char>(text_[pos_])) == 0) return false;
-          ++pos_;
-        }
-      } else if (std::string_view{"\"\\/bfnrt"}.find(escape) == std::string_view::npos) {
-        return false;
-      }
-    }
-    return false;
-  }
-
-  bool value(int depth) noexcept {
-    if (depth > kMaxDepth) return false;
-    switch (peek()) {
-      case '{':
-        return container(depth, '}', true);
-      case '[':
-        return container(depth, ']', false);
-      case '"':
-        return string();
-      case 't':
-        return literal("true");
-      case 'f':
-        return literal("false");
-      case 'n':
-        return literal("null");
-      default:
-        return number();
-    }
-  }
-
-  bool container(int depth, char close, bool object) noexcept {
-    ++pos_;
-    skip_space();
-    if (peek() == close) {
-      ++pos_;
-      return true;
-    }
-    while (true) {
-      skip_space();
-      if (object) {
-        if (peek() != '"' || !string()) return false;
-        skip_space();
-        if (peek() != ':') return false;
-        ++pos_;
-        skip_space();
-      }
-      if (!value(depth + 1)) return false;
-      skip_space();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() != close) return false;
-      ++pos_;
-      return true;
-    }
-  }
-
-  std::string_view text_;
-  std::size_t pos_ = 0;
-};
 
 bool is_pattern(std::string_view name) noexcept {
   return name.find_first_of("*?[") != std::string_view::npos;
@@ -227,7 +100,8 @@ class NoteLog {
 }  // namespace
 
 bool is_json(std::string_view text) noexcept {
-  return JsonChecker{text}.document();
+  // Redis payloads keep the tighter nesting bound redis_source.hpp documents.
+  return is_valid_json(text, 128);
 }
 
 PayloadFormat parse_payload_format(std::string_view text) {

@@ -179,7 +179,7 @@ std::variant<Decoded, Skip> decode(const redisReply* fields, const Hub& hub, boo
   }
   if (validate_all) {
     try {
-      hub.validate_event(*c, *t, *d);
+      hub.validate_event(*c, *t, *d, *j == "1");
     } catch (const InvalidUtf8& e) {
       return Skip{BusSkipKind::invalid_utf8, e.what()};
     } catch (const PayloadTooLarge& e) {
@@ -776,7 +776,7 @@ void RedisStreamBus::Impl::run(const std::stop_token& stop) {
 std::string RedisStreamBus::Impl::publish(std::string_view channel, std::string type,
                                           std::string data, bool json) {
   if (type.empty()) type = "message";
-  hub_.validate_event(channel, type, data);
+  hub_.validate_event(channel, type, data, json);
   std::lock_guard lock(publish_mutex_);
   // Under the lock: stop() closes the connection under it.
   if (!running_.load()) {

@@ -179,6 +179,7 @@ class StreamHub:
             history_max_age=cfg.history_max_age,
             max_event_bytes=cfg.max_event_bytes,
             sequencing=hub_sequencing(cfg),
+            max_channels_per_connection=cfg.max_channels_per_connection,
         )
         self._manager = ConnectionManager(
             self._hub,
@@ -239,9 +240,10 @@ class StreamHub:
         dict/list (and JSON scalars) are JSON-encoded and embedded as JSON in WebSocket
         frames; str and bytes are sent as they are (``json=True`` marks a str as JSON
         text). Multi-line data is safe. Raises ``InvalidArgumentError`` for a bad channel
-        name, ``InvalidUtf8Error`` (an ``InvalidArgumentError``, naming the byte offset)
-        when bytes or the event type are not valid UTF-8, ``PayloadTooLargeError`` above
-        ``max_event_bytes``, ``ClosedError`` after shutdown.
+        name or ``json=True`` data that is not one JSON value, ``InvalidUtf8Error`` (an
+        ``InvalidArgumentError``, naming the byte offset) when bytes or the event type are
+        not valid UTF-8, ``PayloadTooLargeError`` above ``max_event_bytes``, ``ClosedError``
+        after shutdown.
 
         With Redis streams configured the event goes through Redis to every worker and
         node (this one included) and the call waits for Redis to number it (one round

@@ -222,6 +222,7 @@ void register_kafka_errors(py::module_& m) {
 }  // namespace
 
 void register_kafka(py::module_& m) {
+  m.attr("HAS_KAFKA") = true;
   register_kafka_errors(m);
 
   m.def("librdkafka_version", [] { return RdKafka::version_str(); });
@@ -505,9 +506,64 @@ void register_kafka(py::module_& m) {
 
 #else
 
+#include <memory>
+
+#include "sessionstream/errors.hpp"
+
+namespace py = pybind11;
+
 namespace sessionstream::bindings {
-// Built without librdkafka: the module has no Kafka classes.
-void register_kafka(pybind11::module_&) {}
+
+namespace {
+
+constexpr const char* kUnbuilt =
+    "Kafka is not available: this build of sessionstream was made without librdkafka "
+    "(install librdkafka-dev >= 2.0 and rebuild with SESSIONSTREAM_WITH_KAFKA=ON)";
+
+// Stand-ins so the names exist (imports and `except KafkaError` keep working) and
+// say why they cannot be used.
+struct UnbuiltKafkaSource {};
+struct UnbuiltKafkaSessionPool {};
+struct UnbuiltKafkaSink {};
+struct UnbuiltKafkaAdmin {};
+
+template <typename Stub>
+void add_unbuilt_class(py::module_& m, const char* name) {
+  py::class_<Stub>(m, name).def(py::init(
+      [](const py::args&, const py::kwargs&) -> std::unique_ptr<Stub> { throw Error(kUnbuilt); }));
+}
+
+void add_unbuilt_function(py::module_& m, const char* name) {
+  m.def(name, [](const py::args&, const py::kwargs&) -> py::object { throw Error(kUnbuilt); });
+}
+
+}  // namespace
+
+void register_kafka(py::module_& m) {
+  m.attr("HAS_KAFKA") = false;
+  const py::object base = m.attr("SessionStreamError");
+  PyObject* kafka_error = PyErr_NewExceptionWithDoc(
+      "sessionstream.KafkaError", "A Kafka client call failed; .code is librdkafka's error name.",
+      base.ptr(), nullptr);
+  if (kafka_error == nullptr) throw py::error_already_set();
+  m.add_object("KafkaError", py::reinterpret_steal<py::object>(kafka_error));
+  PyObject* pool_full = PyErr_NewExceptionWithDoc(
+      "sessionstream.KafkaPoolFullError",
+      "The Kafka session pool is at max_consumers; .limit is the limit.", kafka_error, nullptr);
+  if (pool_full == nullptr) throw py::error_already_set();
+  m.add_object("KafkaPoolFullError", py::reinterpret_steal<py::object>(pool_full));
+
+  for (const char* name :
+       {"librdkafka_version", "kafka_consumer_defaults", "kafka_producer_defaults",
+        "kafka_redacted", "event_hubs_properties", "parse_event_hubs_connection_string"}) {
+    add_unbuilt_function(m, name);
+  }
+  add_unbuilt_class<UnbuiltKafkaSource>(m, "KafkaSource");
+  add_unbuilt_class<UnbuiltKafkaSessionPool>(m, "KafkaSessionPool");
+  add_unbuilt_class<UnbuiltKafkaSink>(m, "KafkaSink");
+  add_unbuilt_class<UnbuiltKafkaAdmin>(m, "KafkaAdmin");
+}
+
 }  // namespace sessionstream::bindings
 
 #endif

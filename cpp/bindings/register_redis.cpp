@@ -73,6 +73,7 @@ py::list notes_list(std::vector<redis::LogNote> notes) {
 }  // namespace
 
 void register_redis(py::module_& m) {
+  m.attr("HAS_REDIS") = true;
   m.def(
       "validate_redis_url", [](std::string_view url) { return redis::parse_url(url).redacted(); },
       py::arg("url"),
@@ -165,6 +166,7 @@ struct UnbuiltRedisSessionStore {};
 }  // namespace
 
 void register_redis(py::module_& m) {
+  m.attr("HAS_REDIS") = false;
   m.def(
       "validate_redis_url", [](const py::object&) -> std::string { throw Error(kUnbuilt); },
       py::arg("url"));

@@ -73,6 +73,7 @@ class Hub:
         epoch: int = 0,
         lifecycle_capacity: int = 4096,
         sequencing: Literal["local", "external"] = "local",
+        max_channels_per_connection: int = 256,
     ) -> None:
         """``sequencing="external"``: a :class:`RedisStreamBus` numbers events for every node;
         :meth:`publish` then delivers transient events (no id, no history)."""
@@ -293,6 +294,11 @@ class Engine:
         ws_oversized, inbound_dropped, closed_total."""
 
 # -- Kafka / Azure Event Hubs ------------------------------------------------------------
+
+HAS_KAFKA: bool
+"""False when built without librdkafka: the Kafka names exist but raise when used."""
+HAS_REDIS: bool
+"""False when built without hiredis: the Redis names exist but raise when used."""
 
 Properties = Mapping[str, str | int | float | bool] | Iterable[tuple[str, str | int | float | bool]]
 PayloadFormat = Literal["auto", "json", "text"]

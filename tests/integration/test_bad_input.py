@@ -183,3 +183,95 @@ async def test_a_flooding_websocket_client_is_rate_limited_and_then_served_again
         await asyncio.sleep(0.5)  # two tokens come back
         await ws.send({"type": "ping", "ref": "later"})
         assert (await ws.next_type("pong"))["ref"] == "later"
+
+
+# Channel names whose error message is cut near the native 80-byte excerpt limit: a
+# multi-byte character straddling the cut once made the error text invalid UTF-8 and
+# the route answer 500.
+NON_ASCII_CHANNELS = [
+    "a" * length + tail for length in (79, 80, 81, 200) for tail in ("\u00e9", "\U0001f600")
+]
+# Raw query values: valid UTF-8 percent-encoded, and invalid or truncated sequences.
+RAW_CHANNEL_QUERIES = [
+    *("a" * length + "%C3%A9" for length in (79, 80, 81, 200)),
+    *("a" * length + "%F0%9F%98%80" for length in (79, 80)),
+    "%ff",
+    "a" * 79 + "%ff",
+    "a" * 79 + "%c3",
+    "a" * 80 + "%F0%9F%98",
+    "a" * 300 + "%e9",
+]
+
+
+async def _assert_still_serving(server: ServerProcess) -> None:
+    health = await get_health(server.url)
+    assert health["status"] == "healthy"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("channel", NON_ASCII_CHANNELS, ids=lambda c: f"{len(c)}-{ord(c[-1]):x}")
+async def test_non_ascii_channel_names_cut_in_the_error_message_get_400(
+    stream_server: ServerProcess, channel: str
+) -> None:
+    async with SSEClient(stream_server.url, [channel]) as refused:
+        assert refused.status_code == 400
+        body = await refused.body_json()
+        assert body["error"] == "invalid_channel"
+        assert body["detail"].startswith("channel name 'aaaa")
+    ws = await WSClient.open(stream_server.ws_url, channels=[channel], expect_welcome=False)
+    code, reason, _ = await ws.until_closed()
+    assert code == 1008 and reason.startswith("invalid_channel")
+    async with await WSClient.open(stream_server.ws_url) as ws:
+        await ws.send({"type": "subscribe", "channels": [channel], "ref": "bad"})
+        error = await ws.next_type("error")
+        assert error["error"] == "invalid_channel" and error["ref"] == "bad"
+        assert error["detail"].startswith("channel name 'aaaa")
+        await ws.send({"type": "ping", "ref": "alive"})
+        assert (await ws.next_type("pong"))["ref"] == "alive"
+    await _assert_still_serving(stream_server)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("raw", RAW_CHANNEL_QUERIES, ids=lambda r: f"{len(r)}-{r[-6:]}")
+async def test_percent_encoded_channel_names_get_400(
+    stream_server: ServerProcess, raw: str
+) -> None:
+    async with httpx.AsyncClient(base_url=stream_server.url, timeout=5.0) as client:
+        response = await client.get(f"/stream/sse?channel={raw}")
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.json()["error"] == "invalid_channel"
+        # Dropping a channel the session is not on is a no-op, whatever its name; only
+        # the length is checked there (422 past 256 characters).
+        response = await client.post(f"/stream/session/disconnect?channel={raw}")
+        if len(raw) > 256:
+            assert response.status_code == 422
+        else:
+            assert response.status_code == 200
+            assert response.json()["disconnected_connections"] == 0
+    ws = await WSClient.open(
+        stream_server.ws_url, path=f"/stream/ws?channel={raw}", expect_welcome=False
+    )
+    code, reason, _ = await ws.until_closed()
+    assert code == 1008 and reason.startswith("invalid_channel")
+    await _assert_still_serving(stream_server)
+
+
+@pytest.mark.asyncio
+async def test_raw_non_ascii_bytes_in_the_request_line_get_4xx(
+    stream_server: ServerProcess,
+) -> None:
+    for channel in NON_ASCII_CHANNELS:
+        reader, writer = await asyncio.open_connection("127.0.0.1", stream_server.port)
+        try:
+            writer.write(
+                b"GET /stream/sse?channel=" + channel.encode() + b" HTTP/1.1\r\n"
+                b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), 5.0)
+            status = int(status_line.split()[1])
+            assert 400 <= status < 500, (channel, status_line)
+        finally:
+            writer.close()
+    await _assert_still_serving(stream_server)

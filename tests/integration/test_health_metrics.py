@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import httpx
@@ -31,16 +32,30 @@ SEED_004_KEYS = {
 }
 
 
+def _process_age(pid: int) -> float:
+    """Seconds since ``pid`` started (field 22 of /proc/<pid>/stat, in clock ticks)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as uptime:
+        since_boot = float(uptime.read().split()[0])
+    return since_boot - started_ticks / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.asyncio
 async def test_health_structure(demo_server: ServerProcess) -> None:
     sid = session_id("health")
+    # The hub starts after its process; the session after this line.
+    process_age = _process_age(demo_server.pid)
+    opened_at = time.time()
     async with SSEClient(demo_server.url, ["dashboard"], session_id=sid):
         health = await get_health(demo_server.url)
+    elapsed = time.time() - opened_at
     assert health["status"] == "healthy"
     assert health["reasons"] == []
     assert health["service"] == "sessionstream"
     assert abs(health["timestamp"] - time.time()) < 60
-    assert health["uptime_seconds"] >= 0 and "uptime_hours" in health
+    assert 0 < health["uptime_seconds"] <= process_age + elapsed + 1.0
+    assert health["uptime_hours"] == pytest.approx(health["uptime_seconds"] / 3600, abs=1e-4)
     assert SEED_004_KEYS <= set(health["websocket_metrics"])
     stream = health["stream"]
     assert {"active_connections", "total_messages", "max_connections"} <= set(stream)  # seed 002
@@ -49,7 +64,8 @@ async def test_health_structure(demo_server: ServerProcess) -> None:
     view = health["sessions"][health_key(sid)]
     assert view["domains"] == ["dashboard"]
     assert view["connection_count"] == 1
-    assert view["age_seconds"] >= 0 and view["created"] <= time.time()
+    assert 0 <= view["age_seconds"] <= elapsed + 0.01
+    assert opened_at - 0.01 <= view["created"] <= opened_at + elapsed + 0.01
     # A session id is a bearer secret: it never appears in the health document.
     assert sid not in str(health)
     assert health["process"]["open_fds"] > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 import httpx
@@ -87,7 +88,11 @@ async def test_kafka_to_sse_and_isolation_by_record_key(
 
     async def caught_up() -> bool:
         assignments = (await kafka_health(server))["source"]["assignments"]
-        return all(a["lag"] == 0 and a["high_watermark"] >= 0 for a in assignments)
+        # A new topic: the high watermarks add up to the five records produced.
+        return (
+            all(a["lag"] == 0 for a in assignments)
+            and sum(a["high_watermark"] for a in assignments) == 5
+        )
 
     await eventually(caught_up, timeout=10, what="lag 0 on every partition")
 
@@ -193,6 +198,7 @@ async def test_session_mode_over_http_connect_stream_disconnect(
     async with httpx.AsyncClient(base_url=server.url, timeout=15, headers=headers) as client:
         refused = await client.post("/kafka/events/secrets/connect")
         assert refused.status_code == 400 and refused.json()["error"] == "invalid_domain"
+        connected_at = time.monotonic()
         opened = (await client.post("/kafka/events/party/connect")).json()
         assert opened["channel"] == f"session:{sid}" and opened["event"] == "party"
         async with SSEClient(server.url, [], session_id=sid) as stream:
@@ -211,7 +217,8 @@ async def test_session_mode_over_http_connect_stream_disconnect(
         assert pool["active_sessions"] == 1 and pool["total_consumers"] == 1
         (view,) = pool["sessions"].values()
         assert view["domains"] == ["party"] and view["consumer_count"] == 1
-        assert view["timestamps"]["party"]["age_seconds"] >= 0
+        age = view["timestamps"]["party"]["age_seconds"]
+        assert 0 <= age <= time.monotonic() - connected_at + 0.01
         groups = [g["group"] for g in kafka_admin.list_groups() if sid in g["group"]]
         assert len(groups) == 1 and groups[0].startswith(f"headless-party-{sid}-")
 
@@ -272,4 +279,3 @@ async def test_broker_restart_while_streaming_recovers_without_loss_or_duplicate
         assert (await app_health(server))["kafka"]["status"] == "healthy"
         with pytest.raises(asyncio.TimeoutError):
             await events(steady, 1, 1.0)  # and nothing twice
-    assert (await kafka_health(server))["source"]["duplicates"] >= 0

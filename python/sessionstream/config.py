@@ -134,6 +134,12 @@ class StreamConfig:
     ws_message_burst: int = 40
     """Client messages a connection may send at once before the rate applies."""
 
+    ws_allowed_origins: str = ""
+    """Comma-separated origins (``https://app.example``) whose pages may open WebSocket
+    streams besides the server's own (the ``Host`` it was reached by); ``*`` allows any.
+    Handshakes from other origins are refused with 403. Behind a proxy that rewrites
+    ``Host``, list the public origin here."""
+
     # Browser session ids
     session_header: str = "X-Session-ID"
     session_query: str = "session_id"

@@ -48,6 +48,7 @@ from sessionstream.fastapi.delivery import LoopDelivery, Slot
 from sessionstream.fastapi.errors import StreamHTTPError, limit_error, shutting_down_error
 from sessionstream.fastapi.messages import RESERVED_TYPES, MessageHandler
 from sessionstream.fastapi.native import HANDOFF_EXTENSION, NativeDelivery, NativeSlot
+from sessionstream.fastapi.origin import parse_origins
 from sessionstream.fastapi.session import StreamSession
 from sessionstream.redis_backend import RedisBackend, hub_sequencing, session_store
 
@@ -144,6 +145,8 @@ class StreamHub:
         """
         self.config: StreamConfig = config if config is not None else StreamConfig.from_env()
         self.authorize: Authorizer | None = authorize
+        self.allowed_origins: frozenset[str] = parse_origins(self.config.ws_allowed_origins)
+        """Origins besides the server's own whose pages may open WebSocket streams."""
         self._health_sections: dict[str, HealthSection] = {}
         self._handlers: dict[str, MessageHandler] = {}
         self._lifecycle_listeners: list[LifecycleListener] = []

@@ -43,6 +43,7 @@ from sessionstream.fastapi.messages import (
     encode_frame,
     error_frame,
 )
+from sessionstream.fastapi.origin import origin_allowed
 from sessionstream.fastapi.rate_limit import TokenBucket
 from sessionstream.fastapi.session import (
     InvalidSessionIdError,
@@ -80,6 +81,12 @@ def _refusal(exc: StreamHTTPError) -> tuple[int, str]:
 
 async def websocket_endpoint(websocket: WebSocket, hub: StreamHub) -> None:
     cfg = hub.config
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), hub.allowed_origins):
+        # Refused before the handshake completes: the page gets a 403, nothing is opened.
+        logger.info("websocket refused: origin %r is not allowed", origin[:200] if origin else "")
+        await websocket.close(WSClose.POLICY)
+        return
     try:
         session = session_from(websocket, cfg, "websocket")
     except InvalidSessionIdError as exc:

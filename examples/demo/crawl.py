@@ -20,7 +20,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 
-from sessionstream import ClosedError
+from sessionstream import ClosedError, UnavailableError
 from sessionstream.fastapi import StreamHub
 
 logger = logging.getLogger("demo.crawl")
@@ -116,7 +116,8 @@ class CrawlRegistry:
         except asyncio.CancelledError:
             crawl.status = "cancelled"
             raise
-        except ClosedError:
+        except (ClosedError, UnavailableError):
+            # Shutting down (or Redis out of reach): progress can no longer be published.
             crawl.status = "cancelled"
 
     @staticmethod

@@ -1,7 +1,8 @@
 """Connection churn: thousands of streams opened and dropped leave nothing behind.
 
 2,000 connections at a time (SSE and WebSocket, some closed politely, some cut off, some
-gone before the server answered) churn for 30 s; afterwards the server's file
+gone before the server answered; WebSocket ones subscribe to one more channel) churn for
+30 s and at least 10,000 completed connections; afterwards the server's file
 descriptors, threads and connection counts are back to their baseline and its RSS has not
 grown beyond a bound. The baseline is taken after a short warm-up round at the same
 concurrency: the allocator keeps the pages of its first high-water mark, which is not a
@@ -12,6 +13,7 @@ figures are printed (``-s``) and attached to the report.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import socket
@@ -24,6 +26,7 @@ from .support import ServerProcess, eventually
 
 CONCURRENT = 2_000
 DURATION = 30.0
+CYCLES = 10_000  # connect, subscribe, disconnect: completed ones
 WARM_UP = 5.0
 RSS_GROWTH_BOUND = 16 * 1024 * 1024  # a leak of 1 KiB per connection would show as ~15 MiB
 
@@ -53,6 +56,13 @@ def _ws_request() -> bytes:
     )
 
 
+def _subscribe_frame(channel: str) -> bytes:
+    # A masked text frame; the zero mask leaves the payload as it is.
+    payload = json.dumps({"type": "subscribe", "channels": [channel]}).encode()
+    assert len(payload) < 126
+    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + b"\0\0\0\0" + payload
+
+
 async def _one(port: int, rng: random.Random, stats: dict[str, int]) -> None:
     kind = rng.choice(("sse", "sse", "sse", "ws", "early"))
     try:
@@ -76,6 +86,9 @@ async def _one(port: int, rng: random.Random, stats: dict[str, int]) -> None:
             stats[f"status_{status.decode()}"] = stats.get(f"status_{status.decode()}", 0) + 1
             return
         await asyncio.wait_for(reader.read(256), 10.0)  # the welcome
+        if kind == "ws":
+            writer.write(_subscribe_frame(f"churn-{rng.randrange(100)}"))
+            await writer.drain()
         stats[kind] += 1
         await asyncio.sleep(rng.uniform(0.0, 1.0))
         if rng.random() < 0.5:
@@ -88,12 +101,16 @@ async def _one(port: int, rng: random.Random, stats: dict[str, int]) -> None:
         writer.close()
 
 
-async def _churn(port: int, duration: float) -> dict[str, int]:
+async def _churn(port: int, duration: float, cycles: int = 0) -> dict[str, int]:
+    """Churn for ``duration`` seconds and at least ``cycles`` completed connections (at most
+    four times as long)."""
     rng = random.Random(2026)
     stats = {"sse": 0, "ws": 0, "early": 0, "errors": 0, "connect_errors": 0}
     running: set[asyncio.Task[None]] = set()
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() - started < duration or (
+        stats["sse"] + stats["ws"] < cycles and time.monotonic() - started < 4 * duration
+    ):
         while len(running) < CONCURRENT:
             task = asyncio.create_task(_one(port, rng, stats))
             running.add(task)
@@ -132,7 +149,7 @@ async def test_churn_returns_fds_threads_and_memory_to_baseline(
     )
     threads, rss = _threads(pid), _rss(pid)
 
-    stats = await _churn(server.port, DURATION)
+    stats = await _churn(server.port, DURATION, CYCLES)
     after_fds = await eventually(
         lambda: settled(fds), timeout=20, what="every churned connection released"
     )
@@ -151,9 +168,11 @@ async def test_churn_returns_fds_threads_and_memory_to_baseline(
     print("churn:", figures)
     for key, value in figures.items():
         record_property(key, value)
-    assert stats["sse"] + stats["ws"] > 2 * CONCURRENT, stats
+    assert stats["sse"] + stats["ws"] >= CYCLES, stats
     assert after_fds <= fds
     assert after_threads == threads
     assert after_rss - rss < RSS_GROWTH_BOUND, figures
     health = server.health()
     assert health["delivery"]["open"][delivery] == {"sse": 0, "websocket": 0}
+    assert health["websocket_metrics"]["unique_browser_sessions"] == 0, health
+    assert health["stream"]["channels"] <= 1, health["stream"]

@@ -39,6 +39,7 @@ from sessionstream._core import (
     LifecycleEvent,
     LimitExceededError,
     SessionStore,
+    UnavailableError,
     is_foreign_private_channel,
     private_channel,
     validate_session_id,
@@ -260,6 +261,7 @@ class StreamHub:
         redis = self._redis
         if redis is not None and redis.bus is not None:
             return redis.publish(channel, payload, event, json=is_json)
+        self._refuse_while_draining()
         return hub.publish(channel, payload, event, json=is_json)
 
     def send_personal(
@@ -281,7 +283,17 @@ class StreamHub:
             # The session's tabs may be connected to other nodes.
             validate_session_id(session_id)
             return redis.publish(private_channel(session_id), payload, event, json=is_json)
+        self._refuse_while_draining()
         return manager.send_personal(session_id, payload, event, json=is_json)
+
+    def _refuse_while_draining(self) -> None:
+        # Every connection already has its shutdown frame and the history ends with this
+        # process: an event accepted now would be acknowledged and then lost.
+        if self._state == "draining":
+            raise UnavailableError(
+                "the stream hub is draining for shutdown: the event was not published;"
+                " publish it again once a running node serves the stream"
+            )
 
     def subscriber_count(self, channel: str) -> int:
         return self.native.subscriber_count(channel)

@@ -27,6 +27,7 @@ from sessionstream._core import (
     Connection,
     InvalidArgumentError,
     SessionStreamError,
+    UnavailableError,
     private_channel,
 )
 from sessionstream.fastapi.delivery import send_within
@@ -472,6 +473,11 @@ async def _run_handler(
         slot.post(error_frame(exc.code, exc.detail, context.ref))
     except asyncio.CancelledError:
         raise
+    except UnavailableError as exc:
+        # Not a bug in the handler: draining, or Redis out of reach. Nothing was published.
+        _record(hub, "error")
+        logger.warning("handler for %r could not publish: %s", context.message_type, exc)
+        slot.post(error_frame("unavailable", str(exc), context.ref))
     except Exception:
         _record(hub, "error")
         logger.exception("handler for %r failed (connection %s)", context.message_type, slot.id)

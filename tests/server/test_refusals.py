@@ -109,3 +109,28 @@ def test_tls_connections(
     with connect(server.ws_url + "/ws", ssl=client_ssl_context(), open_timeout=10) as ws:
         assert json.loads(ws.recv(timeout=10)) == {"delivery": "python", "reason": reason}
     server.assert_clean_log()
+
+
+@pytest.mark.parametrize("where", ["header", "url"])
+def test_an_oversized_request_head_is_refused(server: Server, where: str) -> None:
+    # A client cannot make the server hold megabytes of headers per connection, across
+    # thousands of connections. httptools has no bound of its own: our class applies
+    # uvicorn's --h11-max-incomplete-event-size (16 KiB) to the head; h11 applies it
+    # while a head is incomplete, so the big head is sent in two reads.
+    big = b"y" * 40_000
+    if where == "header":
+        head = b"GET /sse HTTP/1.1\r\nHost: x\r\nX-Big: " + big + b"\r\n\r\n"
+    else:
+        head = b"GET /sse?pad=" + big + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    with RawConnection(server) as conn:
+        conn.send(head[:20_000])
+        time.sleep(0.2)
+        try:
+            conn.send(head[20_000:])
+        except OSError:
+            pass  # refused and closed before the rest arrived
+        status, _ = conn.read_head()
+    expected = 431 if "HttpToolsHandoffProtocol" in " ".join(server.command) else 400
+    assert status == expected
+    # A head well under the bound is served as before.
+    assert httpx.get(server.url + "/complete", headers={"X-Big": "y" * 8_000}).text == "done"

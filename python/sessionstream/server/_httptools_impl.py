@@ -15,6 +15,13 @@ from sessionstream.server._detach import pass_upgrade_tail
 from sessionstream.server._http import HttpFraming, HttpHandoffMixin
 from sessionstream.server.handoff import HandoffError
 
+# h11's default bound on an incomplete request head; httptools has none of its own.
+DEFAULT_MAX_HEAD_BYTES = 16 * 1024
+
+
+class _HeadTooLarge(Exception):
+    pass
+
 
 class HttpToolsHandoffProtocol(HttpHandoffMixin, HttpToolsProtocol):
     """uvicorn's httptools HTTP/1.1 protocol; its scopes carry ``sessionstream.handoff``.
@@ -37,6 +44,9 @@ class HttpToolsHandoffProtocol(HttpHandoffMixin, HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._handoff_held = bytearray()
+        # One knob for both parsers: uvicorn's --h11-max-incomplete-event-size.
+        self._max_head_bytes = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD_BYTES
+        self._head_bytes = 0
 
     def data_received(self, data: bytes) -> None:
         cycle = self.cycle
@@ -58,7 +68,10 @@ class HttpToolsHandoffProtocol(HttpHandoffMixin, HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._send_431()
+                return
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
             self.send_400_response(msg)
@@ -69,6 +82,36 @@ class HttpToolsHandoffProtocol(HttpHandoffMixin, HttpToolsProtocol):
                 pass_upgrade_tail(self.transport, data[exc.args[0] :])
             else:
                 self._unsupported_upgrade_warning()
+
+    # A request head is bounded: a client cannot make the server hold megabytes of
+    # headers per connection, across thousands of connections.
+    def on_message_begin(self) -> None:
+        self._head_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self._max_head_bytes:
+            raise _HeadTooLarge
+
+    def _send_431(self) -> None:
+        msg = f"Request head larger than {self._max_head_bytes} bytes."
+        self.logger.warning(msg)
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: text/plain; charset=utf-8\r\n"
+            b"content-length: " + str(len(msg)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + msg.encode()
+        )
+        self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -279,3 +279,41 @@ async def test_broker_restart_while_streaming_recovers_without_loss_or_duplicate
         assert (await app_health(server))["kafka"]["status"] == "healthy"
         with pytest.raises(asyncio.TimeoutError):
             await events(steady, 1, 1.0)  # and nothing twice
+
+
+async def test_broker_down_at_start_serves_degraded_then_streams_when_it_is_back(
+    kafka_server: StartServer, producer: ss.KafkaSink, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic()
+    stopped = await asyncio.to_thread(kafka_sh, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        # The server does not wait for a broker that is not there; it starts degraded.
+        server = kafka_server(
+            SESSIONSTREAM_KAFKA_TOPICS=topic,
+            SESSIONSTREAM_KAFKA_CHANNEL="{topic}",
+            SESSIONSTREAM_KAFKA_READY_TIMEOUT="2",
+        )
+
+        async def degraded() -> bool:
+            health = await app_health(server)
+            return health["status"] == "degraded" and any(
+                r.startswith("kafka: ") for r in health["reasons"]
+            )
+
+        await eventually(degraded, timeout=30, what="health to report the broker down")
+        async with SSEClient(server.url, [topic], timeout=90) as stream:
+            assert stream.status_code == 200  # streams open while the broker is down
+            started = await asyncio.to_thread(kafka_sh, "start", timeout=240)
+            assert started.returncode == 0, started.stderr
+            produce(producer, topic, "k", *({"n": n} for n in range(3)))
+            got = [e.json()["n"] for e in await events(stream, 3, 90)]
+            assert got == [0, 1, 2]
+
+        async def healthy() -> bool:
+            return (await app_health(server))["status"] == "healthy"
+
+        await eventually(healthy, timeout=30, what="health to recover")
+    finally:
+        if kafka_sh("status").returncode != 0:
+            kafka_sh("start", timeout=240)

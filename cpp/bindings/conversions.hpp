@@ -5,9 +5,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "bindings.hpp"
 #include "sessionstream/errors.hpp"
+#include "sessionstream/log_note.hpp"
 
 namespace sessionstream::bindings {
 
@@ -54,6 +59,53 @@ inline std::string text_bytes(const pybind11::handle& value, const char* name) {
   }
   throw pybind11::type_error(std::string{name} + " must be str or bytes, got " +
                              Py_TYPE(object)->tp_name);
+}
+
+// Drained log notes as (level, kind, message) tuples. Notes quote record
+// contents, channel names and client library texts: decoded leniently so one
+// odd byte can never make the notes unreadable. Needs the GIL.
+inline pybind11::list notes_list(const std::vector<LogNote>& notes) {
+  pybind11::list out;
+  for (const auto& note : notes) {
+    out.append(pybind11::make_tuple(note.level, error_text(note.kind), error_text(note.message)));
+  }
+  return out;
+}
+
+// Drains a component's notes with the GIL released (the native threads take
+// the same lock to queue them), then converts them with the GIL held.
+template <typename Component>
+pybind11::list take_notes(Component& component) {
+  std::vector<LogNote> notes;
+  {
+    pybind11::gil_scoped_release release;
+    notes = component.take_log_notes();
+  }
+  return notes_list(notes);
+}
+
+// pybind11 destroys a holder with the GIL held. Destructors of objects that
+// own threads join them (and may wait on network calls), so this deleter
+// releases the GIL around the destructor whenever the calling thread holds it.
+template <typename T>
+struct GilReleasingDelete {
+  void operator()(T* object) const {
+    if (PyGILState_Check() != 0) {
+      pybind11::gil_scoped_release release;
+      std::default_delete<T>{}(object);
+    } else {
+      std::default_delete<T>{}(object);
+    }
+  }
+};
+
+template <typename T>
+using GilFreeHolder = std::unique_ptr<T, GilReleasingDelete<T>>;
+
+// Builds a T for a GilFreeHolder<T> holder, as py::init factories must return one.
+template <typename T, typename... Args>
+GilFreeHolder<T> make_gil_free(Args&&... args) {
+  return GilFreeHolder<T>{std::make_unique<T>(std::forward<Args>(args)...).release()};
 }
 
 }  // namespace sessionstream::bindings

@@ -57,6 +57,15 @@ py::dict connection_dict(const ConnectionInfo& info) {
   return d;
 }
 
+py::dict session_dict(const SessionView& view) {
+  py::dict d;
+  d["session_id"] = view.session_id;
+  d["channels"] = view.channels;
+  d["connections"] = view.connections;
+  d["created"] = unix_seconds(view.created);
+  return d;
+}
+
 }  // namespace
 
 void register_connections(py::module_& m) {
@@ -184,7 +193,12 @@ void register_connections(py::module_& m) {
       .def("record_error", &ConnectionManager::record_error)
       .def("metrics",
            [](const ConnectionManager& manager) {
-             const ConnectionMetrics m = manager.metrics();
+             ConnectionMetrics m;
+             {
+               // The manager's lock is the one open and close contend for.
+               py::gil_scoped_release release;
+               m = manager.metrics();
+             }
              py::dict d;
              d["active_connections"] = m.active_connections;
              d["unique_browser_sessions"] = m.unique_browser_sessions;
@@ -203,23 +217,43 @@ void register_connections(py::module_& m) {
              }
              return d;
            })
-      .def("sessions",
-           [](const ConnectionManager& manager) {
-             py::list result;
-             for (const auto& view : manager.sessions()) {
-               py::dict d;
-               d["session_id"] = view.session_id;
-               d["channels"] = view.channels;
-               d["connections"] = view.connections;
-               d["created"] = unix_seconds(view.created);
-               result.append(d);
-             }
-             return result;
-           })
+      .def(
+          "session",
+          [](const ConnectionManager& manager, const std::string& session_id) -> py::object {
+            std::optional<SessionView> view;
+            {
+              py::gil_scoped_release release;
+              view = manager.session(session_id);
+            }
+            if (!view) return py::none();
+            return session_dict(*view);
+          },
+          py::arg("session_id"))
+      .def(
+          "sessions",
+          [](const ConnectionManager& manager, long long limit, const std::string& after) {
+            const auto bound = positive(limit, "limit");
+            std::vector<SessionView> views;
+            {
+              py::gil_scoped_release release;
+              views = manager.sessions(bound, after);
+            }
+            py::list result;
+            for (const auto& view : views) result.append(session_dict(view));
+            return result;
+          },
+          py::arg("limit") = 100, py::arg("after") = "")
+      .def("session_count", &ConnectionManager::session_count,
+           py::call_guard<py::gil_scoped_release>())
       .def("connections_of",
            [](const ConnectionManager& manager, std::string_view session_id) {
+             std::vector<ConnectionInfo> infos;
+             {
+               py::gil_scoped_release release;
+               infos = manager.connections_of(session_id);
+             }
              py::list result;
-             for (const auto& info : manager.connections_of(session_id)) {
+             for (const auto& info : infos) {
                result.append(connection_dict(info));
              }
              return result;

@@ -21,15 +21,6 @@ using edge::Engine;
 using edge::EngineConfig;
 using edge::InboundMessage;
 
-// Python may drop the last reference while holding the GIL; stop() joins the
-// engine threads, so it runs with the GIL released.
-struct ReleasingDelete {
-  void operator()(Engine* engine) const {
-    py::gil_scoped_release release;
-    std::default_delete<Engine>{}(engine);
-  }
-};
-
 std::chrono::milliseconds timeout_seconds(double seconds) {
   if (!(seconds >= 0) || !std::isfinite(seconds)) {
     throw InvalidArgument("timeout must be a finite number of seconds >= 0, got " +
@@ -55,7 +46,7 @@ py::str utf8(const std::string& text) {
 }  // namespace
 
 void register_edge(py::module_& m) {
-  py::class_<Engine, std::unique_ptr<Engine, ReleasingDelete>> engine(
+  py::class_<Engine, GilFreeHolder<Engine>> engine(
       m, "Engine", "Native delivery of adopted SSE and WebSocket connections on its own threads.");
   engine.attr("INBOUND_TOKEN") = py::int_(Engine::kInboundToken);
   engine
@@ -77,8 +68,7 @@ void register_edge(py::module_& m) {
              config.ws_message_burst = positive(ws_message_burst, "ws_message_burst");
              config.ws_idle_timeout = positive_seconds(ws_idle_timeout, "ws_idle_timeout");
              config.outbox_max_frames = positive(outbox_max_frames, "outbox_max_frames");
-             return std::unique_ptr<Engine, ReleasingDelete>(
-                 std::make_unique<Engine>(config, std::move(host_notifier)).release());
+             return make_gil_free<Engine>(config, std::move(host_notifier));
            }),
            py::arg("host_notifier"), py::kw_only(), py::arg("threads") = 1,
            py::arg("heartbeat_interval") = 15.0, py::arg("send_timeout") = 10.0,

@@ -58,7 +58,12 @@ void register_hub(py::module_& m) {
                                return hub.sequencing() == Sequencing::external ? "external"
                                                                                : "local";
                              })
-      .def_property_readonly("head_id", &Hub::head_id)
+      .def_property_readonly("head_id",
+                             [](const Hub& hub) {
+                               // Reads under the hub mutex that publish holds.
+                               py::gil_scoped_release release;
+                               return hub.head_id();
+                             })
       .def_property_readonly("closed", &Hub::is_closed)
       .def(
           "publish",
@@ -80,6 +85,14 @@ void register_hub(py::module_& m) {
       .def("metrics",
            [](const Hub& hub) {
              const Metrics& m = hub.metrics();
+             // Both counts take locks that publish and the lifecycle queue contend for.
+             std::size_t channels = 0;
+             std::uint64_t lifecycle_dropped = 0;
+             {
+               py::gil_scoped_release release;
+               channels = hub.channel_count();
+               lifecycle_dropped = hub.lifecycle()->dropped();
+             }
              py::dict d;
              d["published"] = Metrics::read(m.published);
              d["delivered"] = Metrics::read(m.delivered);
@@ -90,15 +103,17 @@ void register_hub(py::module_& m) {
              d["resumes_reset"] = Metrics::read(m.resumes_reset);
              d["transient"] = Metrics::read(m.transient);
              d["lost_gaps"] = Metrics::read(m.lost_gaps);
-             d["lifecycle_dropped"] = hub.lifecycle()->dropped();
-             d["channels"] = hub.channel_count();
+             d["lifecycle_dropped"] = lifecycle_dropped;
+             d["channels"] = channels;
              return d;
            })
       .def("set_lifecycle_notifier",
            [](Hub& hub, std::shared_ptr<Notifier> notifier) {
              hub.lifecycle()->set_notifier(std::move(notifier));
            })
-      .def("take_lifecycle", [](Hub& hub) { return hub.lifecycle()->take(); });
+      .def(
+          "take_lifecycle", [](Hub& hub) { return hub.lifecycle()->take(); },
+          py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace sessionstream::bindings

@@ -74,16 +74,6 @@ py::dict skip_dict(const kafka::SkipCounts& counts) {
   return d;
 }
 
-py::list notes_list(std::vector<kafka::LogNote> notes) {
-  py::list out;
-  // Notes quote record contents and librdkafka's texts: decoded leniently so
-  // one odd byte can never make the notes unreadable.
-  for (auto& note : notes) {
-    out.append(py::make_tuple(note.level, error_text(note.kind), error_text(note.message)));
-  }
-  return out;
-}
-
 py::dict source_health(const kafka::KafkaSourceHealth& h) {
   py::dict d;
   d["status"] = h.status;
@@ -117,8 +107,10 @@ py::dict source_health(const kafka::KafkaSourceHealth& h) {
   replay["gaps"] = h.replay_gaps;
   replay["index_channels"] = h.replay_index_channels;
   replay["index_entries"] = h.replay_index_entries;
+  replay["index_evicted"] = h.replay_index_evicted;
   d["replay"] = replay;
   d["log_notes_dropped"] = h.notes_dropped;
+  d["log_notes_suppressed"] = h.notes_suppressed;
   return d;
 }
 
@@ -162,6 +154,7 @@ py::dict pool_health(const kafka::KafkaSessionPoolHealth& h) {
   for (const auto& c : h.consumers) consumers.append(consumer_dict(c));
   d["consumers"] = consumers;
   d["log_notes_dropped"] = h.notes_dropped;
+  d["log_notes_suppressed"] = h.notes_suppressed;
   return d;
 }
 
@@ -250,12 +243,13 @@ void register_kafka(py::module_& m) {
       },
       py::arg("connection_string"));
 
-  py::class_<kafka::KafkaSource>(m, "KafkaSource")
+  py::class_<kafka::KafkaSource, GilFreeHolder<kafka::KafkaSource>>(m, "KafkaSource")
       .def(py::init([](Hub& hub, const py::object& properties, std::vector<std::string> topics,
                        std::string channel, std::string event_type, std::string_view payload,
                        std::string group_prefix, std::string node_id, std::string_view start,
                        long long replay_max_events, long long replay_max_channels,
-                       double replay_timeout, double poll_timeout) {
+                       double replay_timeout, double poll_timeout,
+                       long long replay_max_total_events) {
              kafka::KafkaSourceConfig config;
              config.properties = to_properties(properties);
              config.topics = std::move(topics);
@@ -267,16 +261,19 @@ void register_kafka(py::module_& m) {
              config.start = parse_start(start);
              config.replay_max_events = positive(replay_max_events, "replay_max_events");
              config.replay_max_channels = positive(replay_max_channels, "replay_max_channels");
+             config.replay_max_total_events =
+                 positive(replay_max_total_events, "replay_max_total_events");
              config.replay_timeout = positive_seconds(replay_timeout, "replay_timeout");
              config.poll_timeout = positive_seconds(poll_timeout, "poll_timeout");
-             return std::make_unique<kafka::KafkaSource>(hub, std::move(config));
+             return make_gil_free<kafka::KafkaSource>(hub, std::move(config));
            }),
            py::arg("hub"), py::kw_only(), py::arg("properties"), py::arg("topics"),
            py::arg("channel") = "{topic}", py::arg("event_type") = "message",
            py::arg("payload") = "auto", py::arg("group_prefix") = "sessionstream",
            py::arg("node_id") = "", py::arg("start") = "latest",
            py::arg("replay_max_events") = 10000, py::arg("replay_max_channels") = 100000,
-           py::arg("replay_timeout") = 2.0, py::arg("poll_timeout") = 0.1, py::keep_alive<1, 2>())
+           py::arg("replay_timeout") = 2.0, py::arg("poll_timeout") = 0.1,
+           py::arg("replay_max_total_events") = 1000000, py::keep_alive<1, 2>())
       .def("start", &kafka::KafkaSource::start, py::call_guard<py::gil_scoped_release>())
       .def("stop", &kafka::KafkaSource::stop, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("running", &kafka::KafkaSource::running)
@@ -298,9 +295,9 @@ void register_kafka(py::module_& m) {
              }
              return source_health(h);
            })
-      .def("take_log_notes", [](kafka::KafkaSource& s) { return notes_list(s.take_log_notes()); });
+      .def("take_log_notes", &take_notes<kafka::KafkaSource>);
 
-  py::class_<kafka::KafkaSessionPool>(m, "KafkaSessionPool")
+  py::class_<kafka::KafkaSessionPool, GilFreeHolder<kafka::KafkaSessionPool>>(m, "KafkaSessionPool")
       .def(py::init([](Hub& hub, const py::object& properties,
                        std::vector<std::pair<std::string, std::string>> domains,
                        std::string topic_template, std::string channel, std::string event_type,
@@ -320,7 +317,7 @@ void register_kafka(py::module_& m) {
              config.idle_timeout = positive_seconds(idle_timeout, "idle_timeout");
              config.sweep_interval = positive_seconds(sweep_interval, "sweep_interval");
              config.delete_groups = delete_groups;
-             return std::make_unique<kafka::KafkaSessionPool>(hub, std::move(config));
+             return make_gil_free<kafka::KafkaSessionPool>(hub, std::move(config));
            }),
            py::arg("hub"), py::kw_only(), py::arg("properties"),
            py::arg("domains") = std::vector<std::pair<std::string, std::string>>{},
@@ -375,15 +372,14 @@ void register_kafka(py::module_& m) {
              }
              return pool_health(h);
            })
-      .def("take_log_notes",
-           [](kafka::KafkaSessionPool& p) { return notes_list(p.take_log_notes()); });
+      .def("take_log_notes", &take_notes<kafka::KafkaSessionPool>);
 
-  py::class_<kafka::KafkaSink>(m, "KafkaSink")
+  py::class_<kafka::KafkaSink, GilFreeHolder<kafka::KafkaSink>>(m, "KafkaSink")
       .def(py::init([](const py::object& properties, double queue_full_timeout) {
              kafka::KafkaSinkConfig config;
              config.properties = to_properties(properties);
              config.queue_full_timeout = positive_seconds(queue_full_timeout, "queue_full_timeout");
-             return std::make_unique<kafka::KafkaSink>(std::move(config));
+             return make_gil_free<kafka::KafkaSink>(std::move(config));
            }),
            py::kw_only(), py::arg("properties"), py::arg("queue_full_timeout") = 1.0)
       .def("start", &kafka::KafkaSink::start, py::call_guard<py::gil_scoped_release>())
@@ -428,11 +424,11 @@ void register_kafka(py::module_& m) {
              }
              return sink_health(h);
            })
-      .def("take_log_notes", [](kafka::KafkaSink& s) { return notes_list(s.take_log_notes()); });
+      .def("take_log_notes", &take_notes<kafka::KafkaSink>);
 
-  py::class_<kafka::KafkaAdmin>(m, "KafkaAdmin")
+  py::class_<kafka::KafkaAdmin, GilFreeHolder<kafka::KafkaAdmin>>(m, "KafkaAdmin")
       .def(py::init([](const py::object& properties) {
-             return std::make_unique<kafka::KafkaAdmin>(to_properties(properties));
+             return make_gil_free<kafka::KafkaAdmin>(to_properties(properties));
            }),
            py::arg("properties"))
       .def(

@@ -47,6 +47,7 @@ py::dict source_health(const redis::RedisSourceHealth& h) {
   d["last_error"] = error_text(h.last_error);
   d["endpoint"] = error_text(h.endpoint);
   d["log_notes_dropped"] = h.notes_dropped;
+  d["log_notes_suppressed"] = h.notes_suppressed;
   return d;
 }
 
@@ -60,16 +61,6 @@ py::dict store_health(const redis::RedisSessionStoreHealth& h) {
   return d;
 }
 
-py::list notes_list(std::vector<redis::LogNote> notes) {
-  py::list out;
-  // Notes quote Redis channel names: decoded leniently so one odd byte can
-  // never make the notes unreadable.
-  for (auto& note : notes) {
-    out.append(py::make_tuple(note.level, error_text(note.kind), error_text(note.message)));
-  }
-  return out;
-}
-
 }  // namespace
 
 void register_redis(py::module_& m) {
@@ -79,7 +70,7 @@ void register_redis(py::module_& m) {
       py::arg("url"),
       "Parses a redis:// URL; returns it with the password masked. Raises InvalidArgumentError.");
 
-  py::class_<RedisSource>(m, "RedisSource")
+  py::class_<RedisSource, GilFreeHolder<RedisSource>>(m, "RedisSource")
       .def(py::init([](Hub& hub, std::string_view url, std::vector<std::string> patterns,
                        std::string channel, std::string event_type, std::string_view payload,
                        double connect_timeout) {
@@ -90,7 +81,7 @@ void register_redis(py::module_& m) {
              config.event_type = std::move(event_type);
              config.payload = redis::parse_payload_format(payload);
              config.connect_timeout = positive_seconds(connect_timeout, "connect_timeout");
-             return std::make_unique<RedisSource>(hub, std::move(config));
+             return make_gil_free<RedisSource>(hub, std::move(config));
            }),
            py::arg("hub"), py::arg("url"), py::arg("patterns"), py::kw_only(),
            py::arg("channel") = "{channel}", py::arg("event_type") = "message",
@@ -115,10 +106,11 @@ void register_redis(py::module_& m) {
              }
              return source_health(h);
            })
-      .def("take_log_notes", [](RedisSource& s) { return notes_list(s.take_log_notes()); });
+      .def("take_log_notes", &take_notes<RedisSource>);
 
   // A SessionStore in Python: every method of the base class applies.
-  py::class_<RedisSessionStore, SessionStore>(m, "RedisSessionStore")
+  py::class_<RedisSessionStore, SessionStore, GilFreeHolder<RedisSessionStore>>(m,
+                                                                                "RedisSessionStore")
       .def(py::init([](std::string_view url, std::string key_prefix, double idle_timeout,
                        long long max_history_entries, long long max_value_bytes,
                        double connect_timeout) {
@@ -132,7 +124,7 @@ void register_redis(py::module_& m) {
              config.connect_timeout = positive_seconds(connect_timeout, "connect_timeout");
              config.io_timeout = std::max(config.connect_timeout, std::chrono::milliseconds{2'000});
              // Never connects here: Redis may come up after the app does.
-             return std::make_unique<RedisSessionStore>(std::move(config));
+             return make_gil_free<RedisSessionStore>(std::move(config));
            }),
            py::arg("url"), py::kw_only(), py::arg("key_prefix") = "sessionstream",
            py::arg("idle_timeout") = 3600.0, py::arg("max_history_entries") = 1000,

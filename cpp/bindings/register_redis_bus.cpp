@@ -49,13 +49,14 @@ py::dict bus_health(const redis::RedisStreamBusHealth& h) {
   d["endpoint"] = error_text(h.endpoint);
   d["connections"] = h.connections;
   d["log_notes_dropped"] = h.notes_dropped;
+  d["log_notes_suppressed"] = h.notes_suppressed;
   return d;
 }
 
 }  // namespace
 
 void register_redis_bus(py::module_& m) {
-  py::class_<RedisStreamBus>(m, "RedisStreamBus")
+  py::class_<RedisStreamBus, GilFreeHolder<RedisStreamBus>>(m, "RedisStreamBus")
       .def(py::init([](Hub& hub, std::string_view url, std::string key_prefix, long long max_len,
                        double connect_timeout, double catch_up_timeout) {
              redis::RedisStreamBusConfig config;
@@ -64,7 +65,7 @@ void register_redis_bus(py::module_& m) {
              config.max_len = positive(max_len, "max_len");
              config.connect_timeout = positive_seconds(connect_timeout, "connect_timeout");
              config.catch_up_timeout = positive_seconds(catch_up_timeout, "catch_up_timeout");
-             return std::make_unique<RedisStreamBus>(hub, std::move(config));
+             return make_gil_free<RedisStreamBus>(hub, std::move(config));
            }),
            py::arg("hub"), py::arg("url"), py::kw_only(), py::arg("key_prefix") = "sessionstream",
            py::arg("max_len") = 10000, py::arg("connect_timeout") = 2.0,
@@ -102,13 +103,7 @@ void register_redis_bus(py::module_& m) {
              }
              return bus_health(h);
            })
-      .def("take_log_notes", [](RedisStreamBus& bus) {
-        py::list out;
-        for (auto& note : bus.take_log_notes()) {
-          out.append(py::make_tuple(note.level, error_text(note.kind), error_text(note.message)));
-        }
-        return out;
-      });
+      .def("take_log_notes", &take_notes<RedisStreamBus>);
 }
 
 }  // namespace sessionstream::bindings

@@ -14,7 +14,7 @@ void register_store(py::module_& m) {
   // subclasses; constructing SessionStore itself makes the in-memory one.
   using Store = SessionStore;
   using release = py::call_guard<py::gil_scoped_release>;
-  py::class_<Store>(m, "SessionStore")
+  py::class_<Store, GilFreeHolder<Store>>(m, "SessionStore")
       .def(py::init([](double idle_timeout, double sweep_interval, long long max_history_entries,
                        long long max_value_bytes) {
              SessionStoreConfig config;
@@ -22,7 +22,7 @@ void register_store(py::module_& m) {
              config.sweep_interval = positive_seconds(sweep_interval, "sweep_interval");
              config.max_history_entries = positive(max_history_entries, "max_history_entries");
              config.max_value_bytes = positive(max_value_bytes, "max_value_bytes");
-             return std::unique_ptr<Store>(std::make_unique<MemorySessionStore>(config));
+             return GilFreeHolder<Store>{make_gil_free<MemorySessionStore>(config).release()};
            }),
            py::kw_only(), py::arg("idle_timeout") = 3600.0, py::arg("sweep_interval") = 300.0,
            py::arg("max_history_entries") = 1000, py::arg("max_value_bytes") = 1 << 20)

@@ -1,6 +1,7 @@
 #include "sessionstream/connection_manager.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 #include <utility>
 
@@ -438,9 +439,8 @@ ConnectionMetrics ConnectionManager::metrics() const {
   ConnectionMetrics m;
   std::lock_guard lock(mutex_);
   m.active_connections = connections_.size();
-  m.unique_browser_sessions = static_cast<std::size_t>(
-      std::count_if(sessions_.begin(), sessions_.end(),
-                    [](const auto& pair) { return !pair.second.connections.empty(); }));
+  // A session is erased with its last connection, so every entry counts.
+  m.unique_browser_sessions = sessions_.size();
   m.processing_connections = static_cast<std::size_t>(
       std::count_if(connections_.begin(), connections_.end(),
                     [](const auto& pair) { return pair.second.info.processing; }));
@@ -459,25 +459,67 @@ ConnectionMetrics ConnectionManager::metrics() const {
   return m;
 }
 
-std::vector<SessionView> ConnectionManager::sessions() const {
-  std::vector<SessionView> views;
-  std::lock_guard lock(mutex_);
-  for (const auto& [id, session] : sessions_) {
-    if (session.connections.empty()) continue;
-    SessionView view{id, {}, session.connections.size(), session.created};
-    std::set<std::string> channels;
-    for (const auto connection_id : session.connections) {
-      const Entry& entry = connections_.at(connection_id);
-      if (entry.info.standby) {
-        channels.insert(entry.deferred_channels.begin(), entry.deferred_channels.end());
-        continue;
-      }
-      for (auto& name : hub_.channels_of(*entry.subscriber)) channels.insert(std::move(name));
+ConnectionManager::SessionSnapshot ConnectionManager::snapshot_locked(
+    const std::string& session_id, const SessionState& session) const {
+  SessionSnapshot snapshot{session_id, session.created, session.connections.size(), {}, {}};
+  for (const auto connection_id : session.connections) {
+    const Entry& entry = connections_.at(connection_id);
+    if (entry.info.standby) {
+      snapshot.deferred.insert(snapshot.deferred.end(), entry.deferred_channels.begin(),
+                               entry.deferred_channels.end());
+    } else {
+      snapshot.attached.push_back(entry.subscriber);
     }
-    view.channels.assign(channels.begin(), channels.end());
-    views.push_back(std::move(view));
   }
+  return snapshot;
+}
+
+SessionView ConnectionManager::view_of(SessionSnapshot snapshot) const {
+  // Runs without the manager's lock: a subscriber that closed since the snapshot
+  // simply reports no channels.
+  std::set<std::string> channels(std::make_move_iterator(snapshot.deferred.begin()),
+                                 std::make_move_iterator(snapshot.deferred.end()));
+  for (const auto& subscriber : snapshot.attached) {
+    for (auto& name : hub_.channels_of(*subscriber)) channels.insert(std::move(name));
+  }
+  return SessionView{std::move(snapshot.session_id),
+                     {channels.begin(), channels.end()},
+                     snapshot.connections,
+                     snapshot.created};
+}
+
+std::optional<SessionView> ConnectionManager::session(std::string_view session_id) const {
+  std::optional<SessionSnapshot> snapshot;
+  {
+    std::lock_guard lock(mutex_);
+    const auto found = sessions_.find(session_id);
+    if (found == sessions_.end() || found->second.connections.empty()) return std::nullopt;
+    snapshot = snapshot_locked(found->first, found->second);
+  }
+  return view_of(std::move(*snapshot));
+}
+
+std::vector<SessionView> ConnectionManager::sessions(std::size_t limit,
+                                                     std::string_view after) const {
+  std::vector<SessionSnapshot> snapshots;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = after.empty() ? sessions_.begin() : sessions_.upper_bound(after);
+    for (; it != sessions_.end() && snapshots.size() < limit; ++it) {
+      if (it->second.connections.empty()) continue;
+      snapshots.push_back(snapshot_locked(it->first, it->second));
+    }
+  }
+  std::vector<SessionView> views;
+  views.reserve(snapshots.size());
+  for (auto& snapshot : snapshots) views.push_back(view_of(std::move(snapshot)));
   return views;
+}
+
+std::size_t ConnectionManager::session_count() const {
+  std::lock_guard lock(mutex_);
+  // A session is erased with its last connection, so every entry counts.
+  return sessions_.size();
 }
 
 std::vector<ConnectionInfo> ConnectionManager::connections_of(std::string_view session_id) const {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -483,11 +484,76 @@ TEST_F(ConnectionManagerTest, SessionViewsListChannelsAndTabs) {
   ConnectionManager manager{hub_};
   const auto a1 = manager.open(request("sessionA1", "ip", {"news"}), notifier_);
   const auto a2 = manager.open(request("sessionA1", "ip", {"sport"}), notifier_);
-  const auto views = manager.sessions();
+  const auto views = manager.sessions(10);
   ASSERT_EQ(views.size(), 1u);
   EXPECT_EQ(views[0].session_id, "sessionA1");
   EXPECT_EQ(views[0].connections, 2u);
   EXPECT_EQ(views[0].channels, (std::vector<std::string>{"news", "session:sessionA1", "sport"}));
+}
+
+TEST_F(ConnectionManagerTest, OneSessionIsLookedUpByIdAlone) {
+  ConnectionManager manager{hub_};
+  const auto a1 = manager.open(request("sessionA1", "ip", {"news"}), notifier_);
+  const auto a2 = manager.open(request("sessionA1", "ip", {"sport"}), notifier_);
+  const auto b1 = manager.open(request("sessionB2", "ip", {"weather"}), notifier_);
+  const auto view = manager.session("sessionA1");
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->session_id, "sessionA1");
+  EXPECT_EQ(view->connections, 2u);
+  EXPECT_EQ(view->channels, (std::vector<std::string>{"news", "session:sessionA1", "sport"}));
+  EXPECT_LE(view->created, std::chrono::system_clock::now());
+  EXPECT_FALSE(manager.session("sessionC3").has_value());
+  // A prefix of a known id is another session.
+  EXPECT_FALSE(manager.session("session").has_value());
+
+  a1->close();
+  a2->close();
+  EXPECT_FALSE(manager.session("sessionA1").has_value());
+  EXPECT_EQ(manager.session("sessionB2").value().connections, 1u);
+}
+
+TEST_F(ConnectionManagerTest, SessionListingsArePagedInIdOrder) {
+  ConnectionManager manager{hub_};
+  std::vector<ConnectionPtr> open;
+  // Opened out of order: the listing follows the ids, not the opening order.
+  for (const char* id : {"session-d", "session-b", "session-e", "session-a", "session-c"}) {
+    open.push_back(manager.open(request(id), notifier_));
+  }
+  const auto ids = [](const std::vector<SessionView>& views) {
+    std::vector<std::string> out;
+    for (const auto& view : views) out.push_back(view.session_id);
+    return out;
+  };
+  EXPECT_EQ(ids(manager.sessions(2)), (std::vector<std::string>{"session-a", "session-b"}));
+  EXPECT_EQ(ids(manager.sessions(2, "session-b")),
+            (std::vector<std::string>{"session-c", "session-d"}));
+  EXPECT_EQ(ids(manager.sessions(2, "session-d")), (std::vector<std::string>{"session-e"}));
+  EXPECT_TRUE(manager.sessions(2, "session-e").empty());
+  EXPECT_TRUE(manager.sessions(0).empty());
+  // A cursor that is no longer a session still continues after its place.
+  EXPECT_EQ(ids(manager.sessions(1, "session-bb")), (std::vector<std::string>{"session-c"}));
+
+  // A session closed between two pages is skipped; the others are not repeated.
+  open[1]->close();  // session-b
+  EXPECT_EQ(ids(manager.sessions(10, "session-a")),
+            (std::vector<std::string>{"session-c", "session-d", "session-e"}));
+}
+
+TEST_F(ConnectionManagerTest, SessionCountFollowsOpensAndCloses) {
+  ConnectionManager manager{hub_};
+  EXPECT_EQ(manager.session_count(), 0u);
+  auto a1 = manager.open(request("sessionA1"), notifier_);
+  auto a2 = manager.open(request("sessionA1"), notifier_);
+  auto b1 = manager.open(request("sessionB2"), notifier_);
+  EXPECT_EQ(manager.session_count(), 2u);
+  EXPECT_EQ(manager.metrics().unique_browser_sessions, 2u);
+  a1->close();
+  EXPECT_EQ(manager.session_count(), 2u);
+  a2->close();
+  EXPECT_EQ(manager.session_count(), 1u);
+  b1.reset();  // the owner dropping it releases it too
+  EXPECT_EQ(manager.session_count(), 0u);
+  EXPECT_EQ(manager.metrics().unique_browser_sessions, 0u);
 }
 
 TEST_F(ConnectionManagerTest, MetricsFollowTheConnections) {

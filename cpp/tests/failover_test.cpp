@@ -267,7 +267,7 @@ TEST_F(FailoverTest, ChannelsSubscribedOnStandbyAreAttachedAtPromotion) {
   b->unsubscribe("news");
   EXPECT_EQ(hub_.subscriber_count("extra"), 0u);
   EXPECT_EQ(b->channels(), (std::vector<std::string>{"session:browser01", "extra"}));
-  EXPECT_EQ(manager_.sessions().at(0).channels,
+  EXPECT_EQ(manager_.session("browser01").value().channels,
             (std::vector<std::string>{"extra", "news", "session:browser01"}));
 
   a->close();

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <string>
 
 #include "kafka/replay.hpp"
 #include "sessionstream/hub.hpp"
@@ -175,6 +176,44 @@ TEST(ReplayIndex, EvictsTheLeastRecentlyRecordedChannel) {
   EXPECT_FALSE(index.lookup("b", 0, 10).covered);
   EXPECT_TRUE(index.lookup("a", 0, 10).covered);
   EXPECT_EQ(index.entries(), 3U);
+}
+
+TEST(ReplayIndex, TotalBoundEvictsTheOldestEntriesAcrossChannels) {
+  // 1000 channels each well under its own bound would hold 5000 entries.
+  ReplayIndex index(10, 10'000, 100);
+  std::uint64_t seq = 0;
+  for (int round = 0; round < 5; ++round) {
+    for (int c = 0; c < 1000; ++c) index.record("ch" + std::to_string(c), ++seq, "t", 0, seq);
+  }
+  EXPECT_EQ(index.entries(), 100U);
+  EXPECT_EQ(index.evicted(), 4900U);
+  // The survivors are the newest 100 records: the last round's channels 900-999.
+  const auto kept = index.lookup("ch999", seq - 1, seq);
+  ASSERT_TRUE(kept.covered);
+  ASSERT_EQ(kept.positions.size(), 1U);
+  EXPECT_EQ(kept.positions[0].second.seq, seq);
+  // A channel whose entries were all evicted answers uncovered (a gap), not
+  // an empty "nothing happened" replay.
+  EXPECT_FALSE(index.lookup("ch0", 0, seq).covered);
+  EXPECT_FALSE(index.lookup("ch899", seq - 200, seq).covered);
+}
+
+TEST(ReplayIndex, TotalBoundKeepsOrderWithPerChannelTrimming) {
+  ReplayIndex index(2, 10, 3);
+  index.record("a", 1, "t", 0, 1);
+  index.record("a", 2, "t", 0, 2);
+  index.record("b", 3, "t", 0, 3);
+  index.record("a", 4, "t", 0, 4);  // per-channel trim drops a/1; total 3
+  EXPECT_EQ(index.evicted(), 0U);
+  index.record("b", 5, "t", 0, 5);  // total 4: a/2 is the oldest and goes
+  EXPECT_EQ(index.entries(), 3U);
+  EXPECT_EQ(index.evicted(), 1U);
+  EXPECT_FALSE(index.lookup("a", 1, 10).covered);
+  const auto a = index.lookup("a", 2, 10);
+  ASSERT_TRUE(a.covered);
+  ASSERT_EQ(a.positions.size(), 1U);
+  EXPECT_EQ(a.positions[0].second.seq, 4U);
+  EXPECT_TRUE(index.lookup("b", 0, 10).covered);
 }
 
 }  // namespace

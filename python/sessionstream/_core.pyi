@@ -174,8 +174,14 @@ class ConnectionManager:
     def record_message(self) -> None: ...
     def record_error(self) -> None: ...
     def metrics(self) -> dict[str, float]: ...
-    def sessions(self) -> list[dict[str, object]]:
-        """[{session_id, channels, connections, created (unix seconds)}]"""
+    def session(self, session_id: str) -> dict[str, object] | None:
+        """One session's ``{session_id, channels, connections, created (unix seconds)}``,
+        ``None`` when it has no connection. A lookup by id, never a scan."""
+    def sessions(self, limit: int = 100, after: str = "") -> list[dict[str, object]]:
+        """At most ``limit`` session views (as :meth:`session`) whose ids sort after
+        ``after``, in id order: pass the last id of a page to get the next one."""
+    def session_count(self) -> int:
+        """Sessions with at least one connection."""
     def connections_of(self, session_id: str) -> list[dict[str, object]]: ...
     def shutdown(self) -> None: ...
 
@@ -350,6 +356,7 @@ class KafkaSource:
         replay_max_channels: int = 100000,
         replay_timeout: float = 2.0,
         poll_timeout: float = 0.1,
+        replay_max_total_events: int = 1000000,
     ) -> None: ...
     def start(self) -> None: ...
     def stop(self) -> None:
@@ -471,7 +478,7 @@ class RedisSource:
     def health(self) -> dict[str, Any]:
         """status, reason, running, connected, patterns, subscriptions, connections, received,
         published, skipped {invalid_channel, too_large, invalid_utf8, bad_json}, reconnects,
-        errors, last_error, endpoint (password masked), log_notes_dropped."""
+        errors, last_error, endpoint (password masked), log_notes_dropped, log_notes_suppressed."""
     def take_log_notes(self) -> list[tuple[str, str, str]]:
         """``(level, kind, message)`` noted by the reader thread since the last call."""
 

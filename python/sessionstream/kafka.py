@@ -133,6 +133,8 @@ class KafkaSettings:
     start: StartPosition = "latest"
     replay_max_events: int = 10_000
     """Per channel, how many events back a resume can seek in Kafka; further back is a gap."""
+    replay_max_total_events: int = 1_000_000
+    """Over all channels, how many event positions the replay index keeps (oldest go first)."""
     replay_timeout: float = 2.0
     ready_timeout: float = 10.0
     """Seconds the app's startup waits for partition assignment (0: do not wait)."""
@@ -167,7 +169,7 @@ class KafkaSettings:
             )
         if self.start not in ("latest", "earliest"):
             raise ValueError(f"KafkaSettings.start={self.start!r}: use 'latest' or 'earliest'")
-        for name in ("replay_max_events", "max_consumers"):
+        for name in ("replay_max_events", "replay_max_total_events", "max_consumers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"KafkaSettings.{name}={getattr(self, name)!r}: must be > 0")
         for name in ("replay_timeout", "idle_timeout", "sweep_interval", "log_interval"):
@@ -237,7 +239,7 @@ class KafkaSettings:
         return cls(**values)
 
 
-_INT_FIELDS = {"replay_max_events", "max_consumers"}
+_INT_FIELDS = {"replay_max_events", "replay_max_total_events", "max_consumers"}
 _FLOAT_FIELDS = {
     "replay_timeout",
     "ready_timeout",
@@ -345,6 +347,7 @@ class KafkaStream:
                     node_id=s.node_id,
                     start=s.start,
                     replay_max_events=s.replay_max_events,
+                    replay_max_total_events=s.replay_max_total_events,
                     replay_timeout=s.replay_timeout,
                 )
                 self.source.start()

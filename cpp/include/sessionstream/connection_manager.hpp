@@ -162,7 +162,14 @@ class ConnectionManager {
   void record_error() noexcept { total_errors_.fetch_add(1, std::memory_order_relaxed); }
 
   [[nodiscard]] ConnectionMetrics metrics() const;
-  [[nodiscard]] std::vector<SessionView> sessions() const;
+  // One session by id, or nothing when it has no connection: a lookup, never a scan.
+  [[nodiscard]] std::optional<SessionView> session(std::string_view session_id) const;
+  // At most limit sessions whose ids sort after `after` (empty: from the first), in id
+  // order, so a caller pages through every session by passing the last id it got.
+  [[nodiscard]] std::vector<SessionView> sessions(std::size_t limit,
+                                                  std::string_view after = {}) const;
+  // Sessions with at least one connection.
+  [[nodiscard]] std::size_t session_count() const;
   [[nodiscard]] std::vector<ConnectionInfo> connections_of(std::string_view session_id) const;
   [[nodiscard]] const ConnectionLimits& limits() const noexcept { return limits_; }
   [[nodiscard]] Hub& hub() noexcept { return hub_; }
@@ -186,6 +193,15 @@ class ConnectionManager {
     // A standby's channels (authorized, private channel included), attached
     // when it is promoted.
     std::vector<std::string> deferred_channels;
+  };
+  // What a session view needs, copied under the lock; the hub is asked for channels
+  // after the lock is released.
+  struct SessionSnapshot {
+    std::string session_id;
+    std::chrono::system_clock::time_point created;
+    std::size_t connections = 0;
+    std::vector<SubscriberPtr> attached;
+    std::vector<std::string> deferred;
   };
   // A standby chosen to take over, attached once the manager's lock is released.
   struct Promotion {
@@ -212,6 +228,9 @@ class ConnectionManager {
   [[nodiscard]] std::optional<std::vector<std::string>> deferred_channels(
       std::uint64_t connection_id) const;
   void close_entry_locked(const Entry& entry, std::string_view reason);
+  [[nodiscard]] SessionSnapshot snapshot_locked(const std::string& session_id,
+                                                const SessionState& session) const;
+  [[nodiscard]] SessionView view_of(SessionSnapshot snapshot) const;
   void apply_policy_locked(const std::string& session_id, std::uint64_t newcomer,
                            ConnectionPolicy policy);
   void post(LifecycleEvent event);

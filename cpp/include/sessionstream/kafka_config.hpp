@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sessionstream/errors.hpp"
+#include "sessionstream/log_note.hpp"
 
 namespace sessionstream::kafka {
 
@@ -38,14 +39,7 @@ class KafkaPoolFull : public KafkaError {
   std::size_t limit_;
 };
 
-// Something a poll thread wants the host to log. The core never calls into the
-// host; the host drains notes when it likes. Each kind of malformed record and
-// each kind of client error is noted once until it stops happening.
-struct LogNote {
-  std::string level;  // "debug", "info", "warning", "error"
-  std::string kind;   // e.g. "skip.bad_json", "error._TRANSPORT", "log.FAIL"
-  std::string message;
-};
+using LogNote = sessionstream::LogNote;
 
 // rd_kafka_version() from which retry.backoff.ms also applies to consumers.
 inline constexpr int kRetryBackoffForConsumers = 0x020500ff;

@@ -72,6 +72,7 @@ struct KafkaSessionPoolHealth {
   std::string last_error;
   std::vector<SessionConsumerStatus> consumers;
   std::uint64_t notes_dropped = 0;
+  std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
 };
 
 // Session mode (seed-000 compatible): one consumer group per browser session

@@ -33,6 +33,8 @@ struct KafkaSourceConfig {
   // back than that gets a gap.
   std::size_t replay_max_events = 10'000;
   std::size_t replay_max_channels = 100'000;
+  // ... and of at most this many events over all channels, oldest first.
+  std::size_t replay_max_total_events = 1'000'000;
   std::chrono::milliseconds replay_timeout{2'000};
   std::chrono::milliseconds poll_timeout{100};
 };
@@ -65,7 +67,9 @@ struct KafkaSourceHealth {
   std::uint64_t replay_gaps = 0;
   std::size_t replay_index_channels = 0;
   std::size_t replay_index_entries = 0;
+  std::uint64_t replay_index_evicted = 0;  // dropped to keep within replay_max_total_events
   std::uint64_t notes_dropped = 0;
+  std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
 };
 
 // Node mode: one consumer per source and process for its topic set, in a group

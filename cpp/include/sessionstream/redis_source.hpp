@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sessionstream/hub.hpp"
+#include "sessionstream/log_note.hpp"
 #include "sessionstream/redis_config.hpp"
 
 namespace sessionstream::redis {
@@ -34,14 +35,7 @@ inline constexpr std::size_t kSkipKinds = 4;
 [[nodiscard]] const char* to_string(SkipKind kind) noexcept;
 using SkipCounts = std::array<std::uint64_t, kSkipKinds>;
 
-// Something the reader thread wants the host to log; the core never calls into
-// the host, which drains notes when it likes. Each kind of bad message is
-// noted once; connection trouble once per outage.
-struct LogNote {
-  std::string level;  // "debug", "info", "warning", "error"
-  std::string kind;   // e.g. "skip.bad_json", "connection.lost"
-  std::string message;
-};
+using LogNote = sessionstream::LogNote;
 
 // True when text is exactly one JSON value (RFC 8259), nesting at most 128 deep.
 [[nodiscard]] bool is_json(std::string_view text) noexcept;
@@ -95,6 +89,7 @@ struct RedisSourceHealth {
   std::string last_error;
   std::string endpoint;  // redacted URL
   std::uint64_t notes_dropped = 0;
+  std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
 };
 
 // Node mode: one pub/sub connection per source and process, however many hub

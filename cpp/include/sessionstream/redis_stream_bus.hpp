@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sessionstream/hub.hpp"
+#include "sessionstream/log_note.hpp"
 #include "sessionstream/redis_config.hpp"
 
 namespace sessionstream::redis {
@@ -40,12 +41,7 @@ inline constexpr std::size_t kBusSkipKinds = 6;
 [[nodiscard]] const char* to_string(BusSkipKind kind) noexcept;
 using BusSkipCounts = std::array<std::uint64_t, kBusSkipKinds>;
 
-// Something the reader thread wants the host to log; drained by the host.
-struct LogNote {
-  std::string level;  // "info", "warning", "error"
-  std::string kind;   // e.g. "skip.invalid_utf8", "redis.down", "lost"
-  std::string message;
-};
+using LogNote = sessionstream::LogNote;
 
 struct RedisStreamBusHealth {
   std::string status;  // "healthy", "degraded", "stopped"
@@ -70,6 +66,7 @@ struct RedisStreamBusHealth {
   std::string endpoint;  // redacted
   std::size_t connections = 0;
   std::uint64_t notes_dropped = 0;
+  std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
 };
 
 // One id space for every node: events published through any node's bus are

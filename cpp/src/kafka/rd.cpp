@@ -55,45 +55,6 @@ std::string error_text(RdKafka::ErrorCode code) {
   return RdKafka::err2str(code);
 }
 
-void NoteLog::once(std::string level, std::string kind, std::string message) {
-  std::lock_guard lock(mutex_);
-  if (!noted_.insert(kind).second) return;
-  push_locked({std::move(level), std::move(kind), std::move(message)});
-}
-
-void NoteLog::always(std::string level, std::string kind, std::string message) {
-  std::lock_guard lock(mutex_);
-  push_locked({std::move(level), std::move(kind), std::move(message)});
-}
-
-void NoteLog::rearm(std::string_view prefix) {
-  std::lock_guard lock(mutex_);
-  for (auto it = noted_.lower_bound(prefix); it != noted_.end() && it->starts_with(prefix);) {
-    it = noted_.erase(it);
-  }
-}
-
-void NoteLog::push_locked(LogNote note) {
-  if (notes_.size() >= capacity_) {
-    notes_.pop_front();
-    ++dropped_;
-  }
-  notes_.push_back(std::move(note));
-}
-
-std::vector<LogNote> NoteLog::take() {
-  std::lock_guard lock(mutex_);
-  std::vector<LogNote> out(std::make_move_iterator(notes_.begin()),
-                           std::make_move_iterator(notes_.end()));
-  notes_.clear();
-  return out;
-}
-
-std::uint64_t NoteLog::dropped() const {
-  std::lock_guard lock(mutex_);
-  return dropped_;
-}
-
 void BrokerState::set_down(std::string reason) {
   std::lock_guard lock(mutex_);
   reason_ = std::move(reason);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "log_notes.hpp"
 #include "sessionstream/kafka_config.hpp"
 #include "sessionstream/kafka_router.hpp"
 
@@ -32,30 +33,7 @@ void set_callback(RdKafka::Conf& conf, const char* name, RdKafka::DeliveryReport
 [[nodiscard]] std::string error_name(RdKafka::ErrorCode code);
 [[nodiscard]] std::string error_text(RdKafka::ErrorCode code);
 
-// Bounded queue of notes for the host, each kind noted once until re-armed.
-// Thread-safe; leaf lock.
-class NoteLog {
- public:
-  explicit NoteLog(std::size_t capacity = 256) : capacity_(capacity) {}
-
-  // Queues the note unless its kind was noted and not re-armed since.
-  void once(std::string level, std::string kind, std::string message);
-  // Queues the note whatever was noted before.
-  void always(std::string level, std::string kind, std::string message);
-  // Lets every kind starting with prefix be noted again (e.g. after a recovery).
-  void rearm(std::string_view prefix);
-  [[nodiscard]] std::vector<LogNote> take();
-  [[nodiscard]] std::uint64_t dropped() const;
-
- private:
-  void push_locked(LogNote note);
-
-  const std::size_t capacity_;
-  mutable std::mutex mutex_;
-  std::deque<LogNote> notes_;
-  std::set<std::string, std::less<>> noted_;
-  std::uint64_t dropped_ = 0;
-};
+using sessionstream::detail::NoteLog;
 
 // Broker reachability as seen by one client, updated by its event callback on
 // the thread that polls it, read by any thread.

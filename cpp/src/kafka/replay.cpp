@@ -8,9 +8,19 @@
 
 namespace sessionstream::kafka::detail {
 
-ReplayIndex::ReplayIndex(std::size_t max_events_per_channel, std::size_t max_channels)
+ReplayIndex::ReplayIndex(std::size_t max_events_per_channel, std::size_t max_channels,
+                         std::size_t max_total)
     : max_events_(std::max<std::size_t>(1, max_events_per_channel)),
-      max_channels_(std::max<std::size_t>(1, max_channels)) {}
+      max_channels_(std::max<std::size_t>(1, max_channels)),
+      max_total_(std::max<std::size_t>(1, max_total)) {}
+
+void ReplayIndex::pop_front_locked(Channel& ch) {
+  oldest_.erase({ch.positions.front().seq, &ch});
+  ch.trimmed_through = ch.positions.front().seq;
+  ch.positions.pop_front();
+  --entries_;
+  if (!ch.positions.empty()) oldest_.emplace(ch.positions.front().seq, &ch);
+}
 
 void ReplayIndex::record(std::string_view channel, std::uint64_t seq, std::string_view topic,
                          std::int32_t partition, std::int64_t offset) {
@@ -27,6 +37,9 @@ void ReplayIndex::record(std::string_view channel, std::uint64_t seq, std::strin
       // The least recently recorded channel goes; a resume on it reports a gap.
       const auto victim = channels_.find(lru_.front());
       entries_ -= victim->second.positions.size();
+      if (!victim->second.positions.empty()) {
+        oldest_.erase({victim->second.positions.front().seq, &victim->second});
+      }
       channels_.erase(victim);
       lru_.pop_front();
     }
@@ -36,12 +49,15 @@ void ReplayIndex::record(std::string_view channel, std::uint64_t seq, std::strin
     lru_.splice(lru_.end(), lru_, it->second.lru);
   }
   Channel& ch = it->second;
+  if (ch.positions.empty()) oldest_.emplace(seq, &ch);
   ch.positions.push_back({seq, ref->second, offset});
   ++entries_;
-  while (ch.positions.size() > max_events_) {
-    ch.trimmed_through = ch.positions.front().seq;
-    ch.positions.pop_front();
-    --entries_;
+  while (ch.positions.size() > max_events_) pop_front_locked(ch);
+  while (entries_ > max_total_) {
+    // The channel keeps its (now raised) trimmed_through even when emptied,
+    // so a resume from before it is answered with a gap, never a silent skip.
+    pop_front_locked(*oldest_.begin()->second);
+    ++evicted_;
   }
 }
 
@@ -71,6 +87,11 @@ std::size_t ReplayIndex::channels() const {
 std::size_t ReplayIndex::entries() const {
   std::lock_guard lock(mutex_);
   return entries_;
+}
+
+std::uint64_t ReplayIndex::evicted() const {
+  std::lock_guard lock(mutex_);
+  return evicted_;
 }
 
 KafkaReplayer::KafkaReplayer(Properties properties, std::shared_ptr<const Router> router,

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,7 +19,9 @@
 namespace sessionstream::kafka::detail {
 
 // Where each event a source published came from: per channel, hub seq to
-// (topic, partition, offset), bounded per channel and in channel count.
+// (topic, partition, offset), bounded per channel, in channel count and in
+// entries over all channels (the oldest entry of any channel goes first, so
+// many channels just under their own bound cannot grow it without limit).
 // Thread-safe; leaf lock.
 class ReplayIndex {
  public:
@@ -40,7 +43,10 @@ class ReplayIndex {
     std::vector<std::pair<TopicPartition, Position>> positions;
   };
 
-  ReplayIndex(std::size_t max_events_per_channel, std::size_t max_channels);
+  static constexpr std::size_t kDefaultMaxTotal = 1'000'000;
+
+  ReplayIndex(std::size_t max_events_per_channel, std::size_t max_channels,
+              std::size_t max_total = kDefaultMaxTotal);
 
   void record(std::string_view channel, std::uint64_t seq, std::string_view topic,
               std::int32_t partition, std::int64_t offset);
@@ -48,6 +54,8 @@ class ReplayIndex {
                               std::uint64_t through_seq) const;
   [[nodiscard]] std::size_t channels() const;
   [[nodiscard]] std::size_t entries() const;
+  // Entries dropped to keep within the total bound.
+  [[nodiscard]] std::uint64_t evicted() const;
 
  private:
   struct Channel {
@@ -62,14 +70,22 @@ class ReplayIndex {
     }
   };
 
+  void pop_front_locked(Channel& ch);
+
   const std::size_t max_events_;
   const std::size_t max_channels_;
+  const std::size_t max_total_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Channel, NameHash, std::equal_to<>> channels_;
   std::list<std::string> lru_;  // least recently recorded first
   std::map<TopicPartition, std::uint32_t> partition_refs_;
   std::vector<TopicPartition> partitions_;
   std::size_t entries_ = 0;
+  // Every non-empty channel keyed by the seq of its oldest entry: the front
+  // is the oldest entry of the whole index. Hub seqs only grow, so a record
+  // is never older than a channel's front.
+  std::set<std::pair<std::uint64_t, Channel*>> oldest_;
+  std::uint64_t evicted_ = 0;
 };
 
 struct ReplayCounters {

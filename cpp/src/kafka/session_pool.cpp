@@ -648,6 +648,7 @@ KafkaSessionPoolHealth KafkaSessionPool::health() const {
   h.errors = p.broker.errors();
   h.last_error = p.broker.last_error();
   h.notes_dropped = p.notes.dropped();
+  h.notes_suppressed = p.notes.suppressed();
   if (!h.running) {
     h.status = "stopped";
     h.reason = "the Kafka session pool is not running";

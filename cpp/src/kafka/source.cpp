@@ -96,7 +96,8 @@ KafkaSource::Impl::Impl(Hub& hub_ref, KafkaSourceConfig cfg)
       properties,
       {{"group.id", group_id},
        {"auto.offset.reset", config.start == StartPosition::earliest ? "earliest" : "latest"}});
-  index = std::make_shared<ReplayIndex>(config.replay_max_events, config.replay_max_channels);
+  index = std::make_shared<ReplayIndex>(config.replay_max_events, config.replay_max_channels,
+                                        config.replay_max_total_events);
   replayer = std::make_shared<detail::KafkaReplayer>(
       merged(properties, {{"group.id", group_id + "-replay"},
                           {"auto.offset.reset", "error"},
@@ -366,7 +367,9 @@ KafkaSourceHealth KafkaSource::health() const {
   h.replay_gaps = s.replay_counters->gaps.load();
   h.replay_index_channels = s.index->channels();
   h.replay_index_entries = s.index->entries();
+  h.replay_index_evicted = s.index->evicted();
   h.notes_dropped = s.notes->dropped();
+  h.notes_suppressed = s.notes->suppressed();
   if (!h.running) {
     h.status = "stopped";
     h.reason = "the Kafka source is not running";

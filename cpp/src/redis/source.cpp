@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "connection.hpp"
+#include "log_notes.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/json_check.hpp"
 #include "sessionstream/utf8.hpp"
@@ -52,50 +53,7 @@ std::string_view reply_text(const redisReply& reply) {
   return reply.str == nullptr ? std::string_view{} : std::string_view{reply.str, reply.len};
 }
 
-// Bounded queue of notes for the host, each kind noted once until re-armed.
-// Thread-safe; leaf lock.
-class NoteLog {
- public:
-  void once(std::string level, std::string kind, std::string message) {
-    std::lock_guard lock(mutex_);
-    if (!noted_.insert(kind).second) return;
-    push_locked({std::move(level), std::move(kind), std::move(message)});
-  }
-  void always(std::string level, std::string kind, std::string message) {
-    std::lock_guard lock(mutex_);
-    push_locked({std::move(level), std::move(kind), std::move(message)});
-  }
-  void rearm(std::string_view prefix) {
-    std::lock_guard lock(mutex_);
-    std::erase_if(noted_, [&](const std::string& kind) { return kind.starts_with(prefix); });
-  }
-  std::vector<LogNote> take() {
-    std::lock_guard lock(mutex_);
-    std::vector<LogNote> out(std::make_move_iterator(notes_.begin()),
-                             std::make_move_iterator(notes_.end()));
-    notes_.clear();
-    return out;
-  }
-  [[nodiscard]] std::uint64_t dropped() const {
-    std::lock_guard lock(mutex_);
-    return dropped_;
-  }
-
- private:
-  static constexpr std::size_t kCapacity = 256;
-  void push_locked(LogNote note) {
-    if (notes_.size() >= kCapacity) {
-      notes_.pop_front();
-      ++dropped_;
-    }
-    notes_.push_back(std::move(note));
-  }
-
-  mutable std::mutex mutex_;
-  std::deque<LogNote> notes_;
-  std::set<std::string, std::less<>> noted_;
-  std::uint64_t dropped_ = 0;
-};
+using sessionstream::detail::NoteLog;
 
 }  // namespace
 
@@ -437,6 +395,7 @@ RedisSourceHealth RedisSource::health() const {
   h.reconnects = s.reconnects.load();
   h.errors = s.errors.load();
   h.notes_dropped = s.notes.dropped();
+  h.notes_suppressed = s.notes.suppressed();
   bool hub_closed = false;
   {
     std::lock_guard lock(s.state_mutex);

@@ -12,6 +12,7 @@
 #include <thread>
 #include <variant>
 
+#include "log_notes.hpp"
 #include "random.hpp"
 #include "redis/connection.hpp"
 #include "sessionstream/errors.hpp"
@@ -192,52 +193,7 @@ std::variant<Decoded, Skip> decode(const redisReply* fields, const Hub& hub, boo
                  std::string{*d}, *j == "1"};
 }
 
-// Bounded queue of notes for the host; a kind given to once() is noted again
-// only after rearm(). Thread-safe; leaf lock.
-class NoteLog {
- public:
-  void once(std::string level, std::string kind, std::string message) {
-    std::lock_guard lock(mutex_);
-    if (!noted_.insert(kind).second) return;
-    push_locked({std::move(level), std::move(kind), std::move(message)});
-  }
-  void always(std::string level, std::string kind, std::string message) {
-    std::lock_guard lock(mutex_);
-    push_locked({std::move(level), std::move(kind), std::move(message)});
-  }
-  void rearm(std::string_view prefix) {
-    std::lock_guard lock(mutex_);
-    for (auto it = noted_.lower_bound(prefix); it != noted_.end() && it->starts_with(prefix);) {
-      it = noted_.erase(it);
-    }
-  }
-  std::vector<LogNote> take() {
-    std::lock_guard lock(mutex_);
-    std::vector<LogNote> out(std::make_move_iterator(notes_.begin()),
-                             std::make_move_iterator(notes_.end()));
-    notes_.clear();
-    return out;
-  }
-  [[nodiscard]] std::uint64_t dropped() const {
-    std::lock_guard lock(mutex_);
-    return dropped_;
-  }
-
- private:
-  static constexpr std::size_t kCapacity = 256;
-  void push_locked(LogNote note) {
-    if (notes_.size() >= kCapacity) {
-      notes_.pop_front();
-      ++dropped_;
-    }
-    notes_.push_back(std::move(note));
-  }
-
-  mutable std::mutex mutex_;
-  std::deque<LogNote> notes_;
-  std::set<std::string, std::less<>> noted_;
-  std::uint64_t dropped_ = 0;
-};
+using sessionstream::detail::NoteLog;
 
 // One lazily opened Redis connection, counted in health while open. Owned by
 // one thread at a time (its user holds the mutex guarding it).
@@ -971,6 +927,7 @@ RedisStreamBusHealth RedisStreamBus::Impl::health() const {
   h.endpoint = endpoint_;
   h.connections = connections_.load();
   h.notes_dropped = notes_.dropped();
+  h.notes_suppressed = notes_.suppressed();
   if (!h.running) {
     h.status = "stopped";
     h.reason = "the Redis stream bus is not running";

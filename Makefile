@@ -6,12 +6,13 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test bootstrap bootstrap-full test-cpp test-sanitizers test-python bench format lint clean
+.PHONY: demo test bootstrap bootstrap-full test-cpp test-sanitizers test-python bench format lint clean \
+	wheel sdist test-wheel fuzz fuzz-smoke
 
 demo: bootstrap
 	$(PY) -m sessionstream serve examples.demo.app:app --host $(HOST) --port $(PORT)
 
-test: bootstrap-full test-cpp test-sanitizers test-python
+test: bootstrap-full test-cpp test-sanitizers fuzz-smoke test-python
 
 bootstrap:
 	bash scripts/bootstrap.sh core
@@ -32,11 +33,31 @@ test-sanitizers:
 	cmake --build --preset tsan
 	bash scripts/redis.sh with ctest --preset tsan
 
+# libFuzzer targets (clang): each runs FUZZ_SECONDS over a copy of cpp/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+fuzz-smoke:
+	FUZZ_SECONDS=10 bash scripts/fuzz.sh
+
 test-python:
 	$(PY) -m pytest
 
 bench:
 	bash bench/run
+
+# wheelhouse/sessionstream-*-manylinux_*.whl with librdkafka, hiredis and their
+# dependencies inside (dist/ holds the wheel before auditwheel repairs it).
+wheel:
+	bash scripts/wheel.sh wheel
+
+sdist:
+	bash scripts/wheel.sh sdist
+
+# Installs the wheel and the sdist into fresh venvs (also part of test-python).
+test-wheel: wheel
+	$(PY) -m pytest -m packaging tests/packaging
 
 format:
 	clang-format -i cpp/include/sessionstream/*.hpp cpp/include/sessionstream/edge/*.hpp cpp/src/edge/* cpp/src/redis/* cpp/src/kafka/* cpp/src/*.cpp cpp/src/*.hpp cpp/bindings/*.cpp cpp/bindings/*.hpp cpp/tests/*.cpp bench/micro/*.cpp
@@ -47,4 +68,4 @@ lint:
 	$(PY) -m ruff format --check python tests examples bench
 
 clean:
-	rm -rf build dist .pytest_cache
+	rm -rf build dist wheelhouse .pytest_cache

@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 Policy = Literal["all", "latest", "swap_after_processing", "failover"]
 Overflow = Literal["disconnect", "drop_oldest"]
 SessionIdDisplay = Literal["hash", "full", "none"]
+HealthSessions = Literal["authorized", "always", "never"]
 SameSite = Literal["lax", "strict", "none"]
 
 ENV_PREFIX = "SESSIONSTREAM_"
@@ -139,10 +140,38 @@ class StreamConfig:
     streams besides the server's own (the ``Host`` it was reached by); ``*`` allows any.
     Handshakes from other origins are refused with 403. Behind a proxy that rewrites
     ``Host``, list the public origin here."""
+    cors_allowed_origins: str = ""
+    """Comma-separated origins (``https://app.example``) whose pages may read SSE streams
+    and call the session routes cross-origin, with credentials (CORS with
+    ``Access-Control-Allow-Credentials``). Empty (the default): no CORS headers, and a
+    request whose ``Origin`` is neither the server's own nor listed is refused with 403.
+    ``*`` is not accepted here: credentialed CORS needs the origin named."""
+
+    # Rate limits (token buckets): new connections per IP and per session, and WebSocket
+    # client messages per session. A rate of 0 turns that limit off.
+    connect_rate_per_ip: float = 100.0
+    """New SSE / WebSocket connections per second from one client address."""
+    connect_burst_per_ip: int = 500
+    """New connections one address may open at once before ``connect_rate_per_ip`` applies."""
+    connect_rate_per_session: float = 20.0
+    """New SSE / WebSocket connections per second of one browser session."""
+    connect_burst_per_session: int = 60
+    ws_session_messages_per_second: float = 50.0
+    """Client WebSocket messages per second of one session, all its tabs together (on top
+    of ``ws_messages_per_second`` per connection)."""
+    ws_session_message_burst: int = 100
+    rate_limit_max_keys: int = 100_000
+    """Token buckets kept per limit (addresses, sessions); idle ones are dropped first, so
+    a flood from many addresses cannot grow memory past this."""
 
     # Browser session ids
     session_header: str = "X-Session-ID"
     session_query: str = "session_id"
+    session_query_enabled: bool = False
+    """Accept the session id from the ``?session_id=`` query parameter (legacy clients).
+    Off by default: a URL is written to access logs (the server's and every proxy's) and
+    the id is a bearer secret, so a query id is refused with 400 / close 1008. Browsers
+    send the HttpOnly cookie by themselves; other clients send ``X-Session-ID``."""
     session_cookie: str = "sessionstream_sid"
     cookie_max_age: int = 30 * 24 * 3600
     cookie_secure: bool = False
@@ -152,11 +181,22 @@ class StreamConfig:
     session_sweep_interval: float = 300.0
     session_max_history: int = 1000
 
+    # Logs
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON line per connection event (opened, closed, refused, ...) on the
+    ``sessionstream.connections`` logger, sessions as digests; see
+    :mod:`sessionstream.fastapi.logs`."""
+
     # Health
     health_session_ids: SessionIdDisplay = "hash"
     """How session ids appear in ``/health``: ``hash`` (a digest), ``full`` or ``none``."""
     health_max_sessions: int = 100
-    """Sessions listed in ``/health``; the counts always cover every session."""
+    """Sessions listed per ``/health`` page (``?limit=`` may ask for fewer; ``?after=``
+    continues); the counts always cover every session."""
+    health_sessions: HealthSessions = "authorized"
+    """Who sees the per-session listing of ``/health``: ``authorized`` (only requests the
+    hub's ``health_authorize`` hook accepts; nobody without a hook), ``always`` (every
+    caller) or ``never``. The counts are always shown."""
     degraded_connection_ratio: float = 0.9
     """Health turns ``degraded`` when connections reach this share of ``max_connections``."""
     degraded_window: float = 60.0
@@ -200,6 +240,7 @@ class StreamConfig:
             "session_sweep_interval",
             "redis_stream_max_len",
             "redis_connect_timeout",
+            "rate_limit_max_keys",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -213,6 +254,12 @@ class StreamConfig:
             "cookie_max_age",
             "health_max_sessions",
             "degraded_window",
+            "connect_rate_per_ip",
+            "connect_burst_per_ip",
+            "connect_rate_per_session",
+            "connect_burst_per_session",
+            "ws_session_messages_per_second",
+            "ws_session_message_burst",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -225,6 +272,22 @@ class StreamConfig:
         if not self.session_header or not self.session_query or not self.session_cookie:
             raise ValueError(
                 "StreamConfig: session_header, session_query and session_cookie must be set"
+            )
+
+        for rate, burst in (
+            ("connect_rate_per_ip", "connect_burst_per_ip"),
+            ("connect_rate_per_session", "connect_burst_per_session"),
+            ("ws_session_messages_per_second", "ws_session_message_burst"),
+        ):
+            if getattr(self, rate) > 0 and getattr(self, burst) < 1:
+                raise ValueError(
+                    f"StreamConfig.{burst}={getattr(self, burst)!r}: must be at least 1 while"
+                    f" {rate} is set (0 turns the limit off)"
+                )
+        if "*" in (o.strip() for o in self.cors_allowed_origins.split(",")):
+            raise ValueError(
+                f"StreamConfig.cors_allowed_origins={self.cors_allowed_origins!r}: '*' cannot be"
+                " used with credentials; list the origins (https://app.example, ...)"
             )
 
         if self.redis_url is not None:

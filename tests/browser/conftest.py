@@ -43,6 +43,8 @@ DEMO_ENV = {
     "DEMO_AGENT_TOKEN_DELAY": "0.01",
     "DEMO_AGENT_SLOW_TOKEN_DELAY": "0.06",
     "DEMO_CRAWL_STEP_DELAY": "0.05",
+    # The tests read per-session health detail, which /health hides by default.
+    "SESSIONSTREAM_HEALTH_SESSIONS": "always",
 }
 
 

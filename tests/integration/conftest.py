@@ -15,6 +15,8 @@ DEMO_ENV = {
     "DEMO_AGENT_TOKEN_DELAY": "0.005",
     "DEMO_AGENT_SLOW_TOKEN_DELAY": "0.08",
     "DEMO_CRAWL_STEP_DELAY": "0.03",
+    # The tests read per-session health detail, which /health hides by default.
+    "SESSIONSTREAM_HEALTH_SESSIONS": "always",
 }
 
 

@@ -1,7 +1,9 @@
 """A plain app around the library for protocol tests; configured by ``SESSIONSTREAM_*``.
 
 It adds test-only routes to publish and inspect, which a real app would not expose.
-Channels starting with ``forbidden:`` are refused by its ``authorize`` hook.
+Channels starting with ``forbidden:`` are refused by its ``authorize`` hook. ``/health``
+lists sessions to every caller unless ``SESSIONSTREAM_HEALTH_SESSIONS`` says otherwise;
+under ``authorized`` a request with ``X-Health-Token: $STREAM_APP_HEALTH_TOKEN`` sees them.
 """
 
 from __future__ import annotations
@@ -10,16 +12,29 @@ import asyncio
 import os
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from sessionstream import InvalidUtf8Error, UnavailableError
+from sessionstream.config import StreamConfig
 from sessionstream.fastapi import MessageContext, MessageError, StreamHub, StreamSession
 
 
 def authorize(session: StreamSession, channel: str) -> bool:
     return not channel.startswith("forbidden:")
+
+
+async def health_authorize(request: Request) -> bool:
+    token = os.environ.get("STREAM_APP_HEALTH_TOKEN")
+    return bool(token) and request.headers.get("X-Health-Token") == token
+
+
+def config() -> StreamConfig:
+    # The protocol tests read per-session health detail: opted in unless told otherwise.
+    if "SESSIONSTREAM_HEALTH_SESSIONS" in os.environ:
+        return StreamConfig.from_env()
+    return StreamConfig.from_env(health_sessions="always")
 
 
 class Publish(BaseModel):
@@ -32,7 +47,7 @@ class Publish(BaseModel):
 
 def create_app(hub: StreamHub | None = None) -> FastAPI:
     """A fresh app and hub (for servers run inside the test process)."""
-    hub = hub or StreamHub(authorize=authorize)
+    hub = hub or StreamHub(config(), authorize=authorize, health_authorize=health_authorize)
     app = FastAPI()
     app.include_router(hub.router)
     app.state.hub = hub
@@ -74,6 +89,11 @@ def _add_routes(app: FastAPI, hub: StreamHub) -> None:
             )
         return JSONResponse({"ids": [event_id]})
 
+    @app.post("/test/limited", dependencies=[Depends(hub.rate_limited(0.5, 2))])
+    async def limited() -> dict[str, bool]:
+        # An application route behind the hub's rate-limit dependency.
+        return {"ok": True}
+
     @app.put("/test/store")
     async def store_set(session_id: str, key: str, value: str) -> dict[str, bool]:
         hub.store.set(session_id, key, value)
@@ -95,6 +115,27 @@ def _add_routes(app: FastAPI, hub: StreamHub) -> None:
     async def pid() -> dict[str, int]:
         # Which worker answered, and how many streams it holds (uvicorn --workers).
         return {"pid": os.getpid(), "streams": hub.manager.metrics()["active_connections"]}
+
+    idle: list[Any] = []
+
+    @app.post("/test/idle_sessions")
+    async def idle_sessions(prefix: str, count: int) -> dict[str, int]:
+        # Sessions registered in the manager without a client behind them, to measure
+        # lookups and listings against many sessions without as many sockets.
+        from sessionstream._core import Notifier
+
+        notifier = Notifier()
+        for index in range(count):
+            idle.append(
+                hub.manager.open(f"{prefix}-{index:06d}", notifier=notifier, channels=["idle"])
+            )
+        return {"sessions": hub.manager.session_count()}
+
+    @app.delete("/test/idle_sessions")
+    async def drop_idle_sessions() -> dict[str, int]:
+        while idle:
+            idle.pop().close()
+        return {"sessions": hub.manager.session_count()}
 
     @app.get("/test/subscribers")
     async def subscribers(channel: str) -> dict[str, int]:

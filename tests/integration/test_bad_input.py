@@ -27,6 +27,7 @@ async def test_malformed_session_id_is_refused_over_sse(
         kwargs: dict[str, object] = {}
         if how == "query":
             kwargs["session_id"] = bad
+            kwargs["session_query"] = True
         elif how == "header":
             kwargs["headers"] = {"X-Session-ID": bad}
         else:
@@ -34,6 +35,9 @@ async def test_malformed_session_id_is_refused_over_sse(
         async with SSEClient(stream_server.url, ["x"], **kwargs) as refused:  # type: ignore[arg-type]
             assert refused.status_code == 400, how
             body = await refused.body_json()
+            if how == "query":  # refused before it is even looked at (not opted in)
+                assert body["error"] == "session_id_in_url"
+                continue
             assert body["error"] == "invalid_session_id"
             assert how in body["detail"] and "8-128" in body["detail"]
     assert await _baseline(stream_server) == before

@@ -127,6 +127,8 @@ async def test_churn_returns_fds_threads_and_memory_to_baseline(
     server: ServerProcess = start_server(
         SESSIONSTREAM_MAX_CONNECTIONS="10000",
         SESSIONSTREAM_MAX_PER_IP="10000",
+        # Hundreds of new connections a second from one address is the point here.
+        SESSIONSTREAM_CONNECT_RATE_PER_IP="0",
         SESSIONSTREAM_HISTORY_MAX_EVENTS="16",
         # Every churned client is a new browser session with its own private channel; the
         # hub drops idle channels once their history aged out, here within a second or two.

@@ -60,11 +60,13 @@ async def test_per_session_limit_gives_429(start_server) -> None:
         async with SSEClient(server.url, session_id=session_id("modest")) as other:
             assert other.status_code == 200  # other sessions are not affected
         with pytest.raises(ConnectionClosed) as closed:
-            async with connect(f"{server.ws_url}/stream/ws?session_id={sid}") as ws:
+            async with connect(
+                f"{server.ws_url}/stream/ws", additional_headers={"X-Session-ID": sid}
+            ) as ws:
                 await ws.recv()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1013
-        assert closed.value.rcvd.reason == "per_session (limit 2)"
+        assert closed.value.rcvd.reason == "per_session (limit 2); retry after 5 s"
 
 
 @pytest.mark.asyncio

@@ -205,7 +205,7 @@ async def test_cleanup_closes_every_connection_of_the_session(stream_server: Ser
         SSEClient(stream_server.url, ["x"], session_id=session_id("survivor")) as survivor,
         httpx.AsyncClient(base_url=stream_server.url, timeout=5.0) as client,
     ):
-        response = await client.post("/stream/session/cleanup", params={"session_id": sid})
+        response = await client.post("/stream/session/cleanup", headers={"X-Session-ID": sid})
         assert response.json()["closed_connections"] == 2
         for tab in (tab1, tab2):
             close = (await tab.expect_end())[-1]
@@ -224,12 +224,13 @@ async def test_beacon_closes_only_the_callers_connection(stream_server: ServerPr
         assert tab.welcome is not None
         connection_id = tab.welcome["connection_id"]
         foreign = await client.post(
-            f"/stream/connections/{connection_id}/close", params={"session_id": session_id("x")}
+            f"/stream/connections/{connection_id}/close",
+            headers={"X-Session-ID": session_id("x")},
         )
         assert foreign.status_code == 404
         assert foreign.json()["error"] == "unknown_connection"
         own = await client.post(
-            f"/stream/connections/{connection_id}/close", params={"session_id": sid}
+            f"/stream/connections/{connection_id}/close", headers={"X-Session-ID": sid}
         )
         assert own.json() == {"closed": True, "connection_id": connection_id}
         close = (await tab.expect_end())[-1]

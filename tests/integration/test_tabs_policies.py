@@ -71,12 +71,17 @@ async def test_replaced_stream_is_marked_and_its_reconnect_gets_204(start_server
             async with httpx.AsyncClient(base_url=server.url, timeout=5.0) as client:
                 by_header = await client.get(
                     "/stream/sse",
-                    params={"channel": "news", "session_id": sid},
-                    headers={"Last-Event-ID": "replaced", "Accept": "text/event-stream"},
+                    params={"channel": "news"},
+                    headers={
+                        "Last-Event-ID": "replaced",
+                        "Accept": "text/event-stream",
+                        "X-Session-ID": sid,
+                    },
                 )
                 by_query = await client.get(
                     "/stream/sse",
-                    params={"channel": "news", "session_id": sid, "last_event_id": "replaced"},
+                    params={"channel": "news", "last_event_id": "replaced"},
+                    headers={"X-Session-ID": sid},
                 )
             for response in (by_header, by_query):
                 assert response.status_code == 204
@@ -104,7 +109,7 @@ async def test_other_close_reasons_carry_no_marker(start_server) -> None:
     sid = session_id("nomarker")
     async with SSEClient(server.url, ["news"], session_id=sid) as stream:
         async with httpx.AsyncClient(base_url=server.url, timeout=5.0) as client:
-            response = await client.post("/stream/session/cleanup", params={"session_id": sid})
+            response = await client.post("/stream/session/cleanup", headers={"X-Session-ID": sid})
             assert response.status_code == 200
         ended = await stream.expect_end()
         close = [e for e in ended if e.event == "close"]

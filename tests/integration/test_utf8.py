@@ -148,6 +148,7 @@ async def test_a_client_that_floods_without_reading_is_closed_as_slow_consumer(
     server: ServerProcess = start_server(
         SESSIONSTREAM_WS_MESSAGES_PER_SECOND="1000000",
         SESSIONSTREAM_WS_MESSAGE_BURST="1000000",
+        SESSIONSTREAM_WS_SESSION_MESSAGES_PER_SECOND="0",
         SESSIONSTREAM_SEND_TIMEOUT="60",
     )
     baseline = await _active(server)

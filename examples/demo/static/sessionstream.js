@@ -16,11 +16,12 @@
 //
 // Protocol: docs/protocol.md. Every stream is resumed with the id of the last event it
 // received, so a reconnect delivers exactly the missed events (or an explicit gap/reset).
+//
+// The session id is a bearer secret and never goes into a URL (URLs end up in access
+// logs): EventSource, WebSocket, beacons and fetch send the server's HttpOnly session
+// cookie by themselves (same origin), and client.fetch() adds the X-Session-ID header.
 (function (global) {
   "use strict";
-
-  const STORAGE_KEY = "sessionstream.session_id";
-  const SESSION_ID = /^[A-Za-z0-9_-]{8,128}$/;
 
   class Emitter {
     constructor() { this._handlers = new Map(); }
@@ -60,8 +61,9 @@
     constructor(options = {}) {
       this.prefix = options.prefix || "/stream";
       this.streams = new Set();
-      this.sessionId = options.sessionId || this._storedSessionId();
-      this.ready = this.sessionId ? Promise.resolve(this.sessionId) : this._fetchSession();
+      this.sessionHeader = options.sessionHeader || "X-Session-ID";
+      this.sessionId = null;
+      this.ready = this._fetchSession();
       global.addEventListener("pagehide", () => this._onPageHide());
       global.addEventListener("pageshow", (e) => { if (e.persisted) this._onPageShow(); });
       // When the browser loses the network the streams' sockets are dead or about to be:
@@ -70,20 +72,22 @@
       global.addEventListener("online", () => { for (const s of this.streams) s.goOnline(); });
     }
 
-    _storedSessionId() {
-      try {
-        const value = global.localStorage.getItem(STORAGE_KEY);
-        return value && SESSION_ID.test(value) ? value : null;
-      } catch (_) { return null; }
-    }
-
     async _fetchSession() {
-      // The server generates the id (secure random) and sets it as a cookie too.
+      // The server generates the id (secure random) and sets it as an HttpOnly cookie,
+      // which every later request of this page carries; the id itself is only shown.
       const response = await fetch(this.prefix + "/session", { credentials: "same-origin" });
       const body = await response.json();
       this.sessionId = body.session_id;
-      try { global.localStorage.setItem(STORAGE_KEY, this.sessionId); } catch (_) { /* private mode */ }
       return this.sessionId;
+    }
+
+    // fetch() with the session header (for the app's own routes; the cookie would do on
+    // the same origin, the header also works where cookies are blocked).
+    async fetch(input, init = {}) {
+      await this.ready;
+      const headers = new Headers(init.headers || {});
+      if (this.sessionId) headers.set(this.sessionHeader, this.sessionId);
+      return fetch(input, { credentials: "same-origin", ...init, headers });
     }
 
     url(path, params = {}) {
@@ -102,8 +106,7 @@
     async cleanupSession(path) {
       await this.ready;
       const url = path ? new URL(path, global.location.href) : this.url("/session/cleanup");
-      url.searchParams.set("session_id", this.sessionId);
-      const response = await fetch(url, { method: "POST" });
+      const response = await this.fetch(url, { method: "POST" });
       return response.json();
     }
 
@@ -112,8 +115,8 @@
       // proxy would keep the upstream open; then close them locally.
       for (const stream of this.streams) {
         if (stream.connectionId && navigator.sendBeacon) {
-          const url = this.url(`/connections/${stream.connectionId}/close`, { session_id: this.sessionId });
-          navigator.sendBeacon(url);
+          // Same origin: the beacon carries the session cookie.
+          navigator.sendBeacon(this.url(`/connections/${stream.connectionId}/close`));
         }
         stream.suspend();
       }
@@ -272,7 +275,6 @@
       clearTimeout(this._timer);
       const url = this.client.url("/sse", {
         channel: this.channels,
-        session_id: this.client.sessionId,
         last_event_id: this.lastEventId,
       });
       this._setState("connecting");
@@ -398,7 +400,6 @@
       clearTimeout(this._timer);
       const url = this.client.url("/ws", {
         channel: this.channels,
-        session_id: this.client.sessionId,
         last_event_id: this.lastEventId,
       });
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";

@@ -1,25 +1,35 @@
 """``GET /health`` (JSON, the shapes of seeds 000/002/004) and ``GET /metrics`` (Prometheus).
 
 Health is ``healthy`` or ``degraded`` with the reasons why, ``shutting_down`` (HTTP 503)
-while draining. Counts always cover every session; the per-session view is bounded by
-``health_max_sessions`` and shows session ids as a digest unless configured otherwise,
-because a session id is a bearer secret.
+while draining. Counts always cover every session and are shown to anyone. The
+per-session view is shown only as ``health_sessions`` allows (by default to requests the
+hub's ``health_authorize`` hook accepts), one page of at most ``health_max_sessions``
+sessions at a time, with session ids as a digest unless configured otherwise, because a
+session id is a bearer secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import os
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from sessionstream.fastapi.errors import StreamHTTPError
+
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
     from sessionstream.fastapi.hub import StreamHub
 
 
@@ -29,6 +39,88 @@ def session_key(session_id: str, display: str) -> str:
     return "h:" + hashlib.sha256(session_id.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """Which sessions one ``/health`` response lists: ``limit`` after the id ``after``."""
+
+    limit: int
+    after: str = ""
+
+
+class HealthCursors:
+    """Opaque ``?after=`` cursors for a listing that shows digests instead of ids.
+
+    The listing is ordered by session id, so its natural cursor is the last id listed,
+    which a digest display must not reveal. Each page therefore hands out a random token
+    standing for that id, kept in this process for the last ``capacity`` pages.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, str] = OrderedDict()
+
+    def issue(self, session_id: str) -> str:
+        token = "c:" + secrets.token_urlsafe(12)
+        self._ids[token] = session_id
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+        return token
+
+    def resolve(self, token: str) -> str | None:
+        return self._ids.get(token)
+
+
+def _positive_query(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise StreamHTTPError(
+            400, "invalid_query", f"?{name}={raw[:32]!r} must be a positive integer"
+        )
+    return value
+
+
+async def session_page(
+    hub: StreamHub, request: Request, cursors: HealthCursors
+) -> SessionPage | None:
+    """The page of sessions ``request`` may see, or ``None`` when it sees counts only.
+
+    Raises :class:`StreamHTTPError` (400) for a bad ``?limit=`` or ``?after=``.
+    """
+    cfg = hub.config
+    if cfg.health_sessions == "never" or cfg.health_session_ids == "none":
+        return None
+    if cfg.health_max_sessions == 0:
+        return None
+    if cfg.health_sessions == "authorized":
+        hook = hub.health_authorize
+        if hook is None:
+            return None
+        allowed = hook(request)
+        if inspect.isawaitable(allowed):
+            allowed = await allowed
+        if allowed is not True:
+            return None
+    limit = min(_positive_query(request, "limit", cfg.health_max_sessions), cfg.health_max_sessions)
+    after = request.query_params.get("after", "")
+    if after and cfg.health_session_ids != "full":
+        resolved = cursors.resolve(after)
+        if resolved is None:
+            raise StreamHTTPError(
+                400,
+                "invalid_cursor",
+                f"?after={after[:32]!r} is not a cursor this server handed out (or it expired);"
+                " start again without ?after=",
+            )
+        after = resolved
+    return SessionPage(limit, after)
+
+
 def _open_fds() -> int | None:
     try:
         return len(os.listdir("/proc/self/fd"))
@@ -36,8 +128,10 @@ def _open_fds() -> int | None:
         return None
 
 
-def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
-    """Return ``(http_status, document)``."""
+def health_document(
+    hub: StreamHub, page: SessionPage | None = None, cursors: HealthCursors | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Return ``(http_status, document)``; the per-session listing only with a ``page``."""
     cfg = hub.config
     now = time.time()
     if hub.state != "running":
@@ -77,10 +171,11 @@ def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
             reasons.extend(f"{name}: {reason}" for reason in sections[name].get("reasons", []))
 
     uptime = float(manager_metrics["uptime_seconds"])
-    sessions = hub.manager.sessions()
+    session_count = hub.manager.session_count()
     listed: dict[str, Any] = {}
-    if cfg.health_session_ids != "none":
-        for view in sessions[: cfg.health_max_sessions]:
+    views = [] if page is None else hub.manager.sessions(page.limit, page.after)
+    if page is not None:
+        for view in views:
             created = float(view["created"])  # type: ignore[arg-type]
             sid = str(view["session_id"])
             key = session_key(sid, cfg.health_session_ids)
@@ -150,13 +245,25 @@ def health_document(hub: StreamHub) -> tuple[int, dict[str, Any]]:
             "max_per_session": cfg.max_per_session,
             "rejections": rejections,
         },
-        "active_sessions": len(sessions),
+        "active_sessions": session_count,
         "total_connections": active,
-        "sessions": listed,
         "sessions_listed": len(listed),
         "process": {"pid": os.getpid(), "open_fds": _open_fds(), "asyncio_tasks": tasks},
         **sections,
     }
+    if page is not None:
+        document["sessions"] = listed
+        # A full page may have more behind it; a short one is the last.
+        next_after: str | None = None
+        if views and len(views) == page.limit:
+            last = str(views[-1]["session_id"])
+            if cfg.health_session_ids == "full":
+                next_after = last
+            else:
+                if cursors is None:
+                    raise ValueError("health_document: a page of hashed sessions needs cursors")
+                next_after = cursors.issue(last)
+        document["next_after"] = next_after
     return 200, document
 
 
@@ -246,6 +353,46 @@ class NativeCollector(Collector):
             yield GaugeMetricFamily(
                 f"sessionstream_{key}", f"Recent {key.replace('_', ' ')}", value=value
             )
+        yield from _health_metrics(hub)
+
+
+def _health_metrics(hub: StreamHub) -> Iterator[Metric]:
+    """The verdict of ``/health`` and of its sections as series, so that alerts and
+    dashboards need not poll the JSON. ``sessionstream_kafka_consumer_lag`` exists only
+    while a Kafka node consumer is configured."""
+    status, document = health_document(hub)
+    if status != 200:
+        return
+    yield GaugeMetricFamily(
+        "sessionstream_degraded",
+        "1 while /health reports degraded, else 0",
+        value=float(document["status"] == "degraded"),
+    )
+    components = GaugeMetricFamily(
+        "sessionstream_component_degraded",
+        "1 while a section of /health (redis, kafka) reports degraded, else 0",
+        labels=["component"],
+    )
+    for name in hub.health_sections():
+        section = document.get(name)
+        degraded = isinstance(section, dict) and section.get("status") == "degraded"
+        components.add_metric([name], float(degraded))
+    yield components
+    kafka = document.get("kafka")
+    source = kafka.get("source") if isinstance(kafka, dict) else None
+    if isinstance(source, dict):
+        lag = GaugeMetricFamily(
+            "sessionstream_kafka_consumer_lag",
+            "Records between the node consumer's position and the high watermark",
+            labels=["topic", "partition"],
+        )
+        for assignment in source.get("assignments", []):
+            if assignment["lag"] >= 0:  # negative: not known yet (no watermark fetched)
+                lag.add_metric(
+                    [str(assignment["topic"]), str(assignment["partition"])],
+                    float(assignment["lag"]),
+                )
+        yield lag
 
 
 def make_registry(hub: StreamHub) -> CollectorRegistry:

@@ -30,6 +30,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from starlette.requests import Request
+
 from sessionstream._core import (
     ClosedError,
     Connection,
@@ -45,12 +47,15 @@ from sessionstream._core import (
     validate_session_id,
 )
 from sessionstream.config import Policy, StreamConfig
+from sessionstream.fastapi import logs as connection_logs
 from sessionstream.fastapi.delivery import LoopDelivery, Slot
 from sessionstream.fastapi.errors import StreamHTTPError, limit_error, shutting_down_error
+from sessionstream.fastapi.health import session_key
 from sessionstream.fastapi.messages import RESERVED_TYPES, MessageHandler
 from sessionstream.fastapi.native import HANDOFF_EXTENSION, NativeDelivery, NativeSlot
 from sessionstream.fastapi.origin import parse_origins
-from sessionstream.fastapi.session import StreamSession
+from sessionstream.fastapi.rate_limit import RateKey, RateLimits
+from sessionstream.fastapi.session import StreamSession, session_from
 from sessionstream.redis_backend import RedisBackend, hub_sequencing, session_store
 
 if TYPE_CHECKING:
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sessionstream")
 
 Authorizer = Callable[[StreamSession, str], "bool | Awaitable[bool]"]
+HealthAuthorizer = Callable[[Request], "bool | Awaitable[bool]"]
 LifecycleListener = Callable[[LifecycleEvent], None]
 HealthSection = Callable[[], dict[str, Any]]
 Publishable = (
@@ -137,17 +143,27 @@ class StreamHub:
         config: StreamConfig | None = None,
         *,
         authorize: Authorizer | None = None,
+        health_authorize: HealthAuthorizer | None = None,
     ) -> None:
         """Create a hub. ``config`` defaults to :meth:`StreamConfig.from_env`.
 
         ``authorize(session, channel)`` decides every subscription (SSE, WebSocket
         connect and ``subscribe``); it may be async. A session's own private channel is
         always allowed and another session's never, whatever the hook says.
+
+        ``health_authorize(request)`` (may be async) decides whether a ``/health`` request
+        sees the per-session listing when ``config.health_sessions`` is ``authorized``.
         """
         self.config: StreamConfig = config if config is not None else StreamConfig.from_env()
         self.authorize: Authorizer | None = authorize
-        self.allowed_origins: frozenset[str] = parse_origins(self.config.ws_allowed_origins)
-        """Origins besides the server's own whose pages may open WebSocket streams."""
+        self.health_authorize: HealthAuthorizer | None = health_authorize
+        self.allowed_origins: frozenset[str] = parse_origins(
+            self.config.ws_allowed_origins
+        ) | parse_origins(self.config.cors_allowed_origins)
+        """Origins besides the server's own whose pages may open WebSocket streams (the
+        CORS origins are trusted with the session's cookie too)."""
+        self.rate_limits = RateLimits(self.config)
+        """Token buckets of new connections, client messages and :meth:`rate_limited`."""
         self._health_sections: dict[str, HealthSection] = {}
         self._handlers: dict[str, MessageHandler] = {}
         self._lifecycle_listeners: list[LifecycleListener] = []
@@ -173,6 +189,7 @@ class StreamHub:
 
         self.router: APIRouter = build_router(self)
         """Routes (stream, session, health, metrics) and the hub's lifespan; include it."""
+        connection_logs.attach(self)
 
     # -- native objects -------------------------------------------------
 
@@ -347,6 +364,23 @@ class StreamHub:
         keep it short."""
         self._lifecycle_listeners.append(listener)
         return listener
+
+    def rate_limited(
+        self, rate: float, burst: int, *, key: RateKey = "session", name: str | None = None
+    ) -> Callable[[Request], Awaitable[None]]:
+        """A FastAPI dependency that limits a route to ``rate`` requests per second
+        (``burst`` at once) per browser session, or per client address with
+        ``key="ip"``; over it the route answers 429 with ``Retry-After``::
+
+            @app.post("/api/chat", dependencies=[Depends(hub.rate_limited(2, burst=5))])
+
+        A request without a session id is limited by its address (a new id each time
+        would otherwise escape the limit). Each call makes its own buckets.
+        """
+        config = self.config
+        return self.rate_limits.dependency(
+            lambda request: session_from(request, config, "http"), rate, burst, key, name
+        )
 
     # -- authorization and connections -----------------------------------
 
@@ -557,7 +591,7 @@ class StreamHub:
                     "%s: connection=%s session=%s %s",
                     event.kind,
                     event.connection_id,
-                    event.session_id[:8],
+                    session_key(event.session_id, "hash"),
                     event.detail,
                 )
             for listener in self._lifecycle_listeners:

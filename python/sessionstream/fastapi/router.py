@@ -15,18 +15,30 @@ GET      ``/metrics``                     Prometheus text
 
 The router carries the hub's lifespan, which FastAPI merges into the app's on
 ``app.include_router(hub.router)``.
+
+The SSE and session routes pass the origin check of :mod:`sessionstream.fastapi.origin`
+(403 for a foreign ``Origin``; CORS headers and ``OPTIONS`` preflights for the origins in
+``cors_allowed_origins``); the WebSocket route checks origins itself, before the handshake.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from sessionstream.fastapi import logs as connection_logs
 from sessionstream.fastapi.errors import StreamHTTPError, error_response
-from sessionstream.fastapi.health import health_document, make_registry, render_metrics
+from sessionstream.fastapi.health import (
+    HealthCursors,
+    health_document,
+    make_registry,
+    render_metrics,
+    session_page,
+)
+from sessionstream.fastapi.origin import Preflight, origin_checked, parse_origins
 from sessionstream.fastapi.session import StreamSession, session_from, set_session_cookie
 from sessionstream.fastapi.sse import EventStreamResponse
 from sessionstream.fastapi.websocket import websocket_endpoint
@@ -42,6 +54,8 @@ def build_router(hub: StreamHub) -> APIRouter:
     prefix = cfg.prefix
     router = APIRouter(lifespan=hub.lifespan, tags=TAGS)  # type: ignore[arg-type]
     registry = make_registry(hub)
+    # Foreign origins are refused before a route runs; listed ones get CORS headers.
+    checked = origin_checked(parse_origins(cfg.cors_allowed_origins))
 
     def session_json(
         session: StreamSession, body: dict[str, object], status: int = 200
@@ -63,6 +77,7 @@ def build_router(hub: StreamHub) -> APIRouter:
             503: {"description": "server full or shutting down"},
         },
     )
+    @checked
     async def sse_stream(
         request: Request,
         channel: Annotated[list[str], Query(description="channel to subscribe; repeatable")] = [],  # noqa: B006
@@ -79,8 +94,10 @@ def build_router(hub: StreamHub) -> APIRouter:
         """
         try:
             session = session_from(request, cfg, "sse")
+            hub.rate_limits.check_connect(session)
             channels = await hub.authorize_channels(session, channel)
         except StreamHTTPError as exc:
+            connection_logs.refused(hub, "sse", exc, request)
             return exc.response()
         resume_from = last_event_id_header or last_event_id or None
         return EventStreamResponse(hub, session, channels, resume_from)
@@ -90,6 +107,7 @@ def build_router(hub: StreamHub) -> APIRouter:
         await websocket_endpoint(websocket, hub)
 
     @router.get(prefix + "/session", summary="The caller's session")
+    @checked
     async def get_session(request: Request) -> Response:
         """Return (and, when absent, create and set as a cookie) the caller's session id."""
         try:
@@ -104,14 +122,8 @@ def build_router(hub: StreamHub) -> APIRouter:
             }
             for info in hub.manager.connections_of(session.id)
         ]
-        channels = sorted(
-            {
-                c
-                for s in hub.manager.sessions()
-                if s["session_id"] == session.id
-                for c in s["channels"]
-            }
-        )  # type: ignore[union-attr]
+        view = hub.manager.session(session.id)
+        channels = sorted(cast("list[str]", view["channels"])) if view else []
         return session_json(
             session,
             {
@@ -125,6 +137,7 @@ def build_router(hub: StreamHub) -> APIRouter:
     @router.post(
         prefix + "/session/disconnect", summary="Disconnect one channel of the caller's session"
     )
+    @checked
     async def disconnect_channel(
         request: Request,
         channel: Annotated[str, Query(min_length=1, max_length=256)],
@@ -139,6 +152,7 @@ def build_router(hub: StreamHub) -> APIRouter:
         return session_json(session, {"channel": channel, "disconnected_connections": count})
 
     @router.post(prefix + "/session/cleanup", summary="Clean up everything of the caller's session")
+    @checked
     async def cleanup_session(request: Request) -> Response:
         """Close every connection of the caller's session (reason ``session_cleanup``) and
         drop its stored values and history."""
@@ -152,6 +166,7 @@ def build_router(hub: StreamHub) -> APIRouter:
         prefix + "/connections/{connection_id}/close",
         summary="Close one of the caller's connections",
     )
+    @checked
     async def close_connection(request: Request, connection_id: int) -> Response:
         """Used by the page-hide beacon; only connections of the caller's session."""
         try:
@@ -167,10 +182,17 @@ def build_router(hub: StreamHub) -> APIRouter:
         return session_json(session, {"closed": True, "connection_id": connection_id})
 
     if cfg.health_path:
+        cursors = HealthCursors()
 
         @router.get(cfg.health_path, summary="Health")
-        async def health() -> JSONResponse:
-            status, document = health_document(hub)
+        async def health(request: Request) -> JSONResponse:
+            """Counts for anyone; the per-session listing as ``health_sessions`` allows,
+            paged with ``?limit=`` and ``?after=`` (the previous page's ``next_after``)."""
+            try:
+                page = await session_page(hub, request, cursors)
+            except StreamHTTPError as exc:
+                return exc.response()
+            status, document = health_document(hub, page, cursors)
             return JSONResponse(document, status_code=status)
 
     if cfg.metrics_path:
@@ -179,4 +201,26 @@ def build_router(hub: StreamHub) -> APIRouter:
         async def metrics() -> Response:
             return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
 
+    _add_preflights(router, hub)
     return router
+
+
+def _add_preflights(router: APIRouter, hub: StreamHub) -> None:
+    """``OPTIONS`` answers of the origin-checked routes, for the listed CORS origins."""
+    cfg = hub.config
+    prefix = cfg.prefix
+    allowed = parse_origins(cfg.cors_allowed_origins)
+    allow_headers = (cfg.session_header, "Last-Event-ID", "Content-Type")
+    for path, methods in (
+        (prefix + "/sse", ("GET",)),
+        (prefix + "/session", ("GET",)),
+        (prefix + "/session/disconnect", ("POST",)),
+        (prefix + "/session/cleanup", ("POST",)),
+        (prefix + "/connections/{connection_id}/close", ("POST",)),
+    ):
+        router.add_route(
+            path,
+            Preflight(allowed, methods, allow_headers),  # type: ignore[arg-type]
+            methods=["OPTIONS"],
+            include_in_schema=False,
+        )

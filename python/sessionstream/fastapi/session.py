@@ -1,12 +1,16 @@
 """Browser session ids: where they come from, how they are validated and remembered.
 
-A request names its session with the ``X-Session-ID`` header, the ``session_id`` query
-parameter or the session cookie, in that order. A present but malformed id is refused
-(HTTP 400 / WebSocket close 1008), never cleaned up into something else. When no id is
-given, one is generated from a secure random source and set as a cookie.
+A request names its session with the ``X-Session-ID`` header or the session cookie (an
+HttpOnly cookie, which browsers send with ``EventSource``, WebSocket handshakes,
+``fetch`` and beacons of the same site by themselves). A present but malformed id is
+refused (HTTP 400 / WebSocket close 1008), never cleaned up into something else. When no
+id is given, one is generated from a secure random source and set as a cookie.
 
 A session id is a bearer secret: whoever presents it receives that session's private
-channel ``session:<id>``. It is never accepted as the name of another session's channel.
+channel ``session:<id>``. It is never accepted as the name of another session's channel,
+and by default never from the URL: URLs end up in access logs, the server's and every
+proxy's. ``StreamConfig.session_query_enabled`` accepts ``?session_id=`` (between the
+header and the cookie) for legacy clients.
 """
 
 from __future__ import annotations
@@ -59,13 +63,29 @@ class InvalidSessionIdError(StreamHTTPError):
         )
 
 
+class SessionIdInURLError(InvalidSessionIdError):
+    def __init__(self, config: StreamConfig) -> None:
+        StreamHTTPError.__init__(
+            self,
+            400,
+            "session_id_in_url",
+            f"send the session id in the {config.session_header} header or the cookie, not"
+            f" in the URL (?{config.session_query}=): URLs are written to access logs;"
+            " StreamConfig.session_query_enabled accepts it from legacy clients",
+        )
+
+
 def resolve_session_id(
     headers: Headers, query: QueryParams, cookies: dict[str, str], config: StreamConfig
 ) -> tuple[str, Source]:
-    """Return ``(session_id, source)``; raise :class:`InvalidSessionIdError` for a bad id."""
+    """Return ``(session_id, source)``; raise :class:`InvalidSessionIdError` for a bad id
+    (:class:`SessionIdInURLError` for one in the query while that is not enabled)."""
+    queried = query.get(config.session_query)
+    if queried is not None and not config.session_query_enabled:
+        raise SessionIdInURLError(config)
     candidates: tuple[tuple[Source, str | None], ...] = (
         ("header", headers.get(config.session_header)),
-        ("query", query.get(config.session_query)),
+        ("query", queried),
         ("cookie", cookies.get(config.session_cookie)),
     )
     for source, value in candidates:

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from sessionstream._core import REPLACED_EVENT_ID, ClosedError, Connection
+from sessionstream.fastapi import logs as connection_logs
 from sessionstream.fastapi.delivery import send_within
 from sessionstream.fastapi.errors import StreamHTTPError
 from sessionstream.fastapi.session import StreamSession, cookie_header
@@ -148,6 +149,7 @@ class EventStreamResponse(Response):
                 native=handoff is not None,
             )
         except StreamHTTPError as exc:
+            connection_logs.refused(hub, "sse", exc, self.session.id)
             await exc.response()(scope, receive, send)
             return
         if handoff is not None:

@@ -30,6 +30,7 @@ from sessionstream._core import (
     UnavailableError,
     private_channel,
 )
+from sessionstream.fastapi import logs as connection_logs
 from sessionstream.fastapi.delivery import send_within
 from sessionstream.fastapi.errors import (
     StreamHTTPError,
@@ -44,7 +45,7 @@ from sessionstream.fastapi.messages import (
     encode_frame,
     error_frame,
 )
-from sessionstream.fastapi.origin import origin_allowed
+from sessionstream.fastapi.origin import origin_allowed, shown_origin
 from sessionstream.fastapi.rate_limit import TokenBucket
 from sessionstream.fastapi.session import (
     InvalidSessionIdError,
@@ -74,6 +75,9 @@ def _refusal(exc: StreamHTTPError) -> tuple[int, str]:
     if exc.status_code in (429, 503):
         limit = exc.body.get("limit")
         reason = f"{exc.error} (limit {limit})" if limit is not None else exc.error
+        retry = exc.body.get("retry_after")
+        if retry is not None:
+            reason += f"; retry after {retry} s"
         return WSClose.TRY_AGAIN_LATER, reason
     if exc.error == "forbidden_channel":
         return WSClose.POLICY, f"forbidden_channel: {exc.body.get('channel', '')}"
@@ -85,18 +89,21 @@ async def websocket_endpoint(websocket: WebSocket, hub: StreamHub) -> None:
     origin = websocket.headers.get("origin")
     if not origin_allowed(origin, websocket.headers.get("host"), hub.allowed_origins):
         # Refused before the handshake completes: the page gets a 403, nothing is opened.
-        logger.info("websocket refused: origin %r is not allowed", origin[:200] if origin else "")
+        logger.info("websocket refused: origin %r is not allowed", shown_origin(origin))
+        connection_logs.refused(hub, "websocket", None, websocket, error="origin_forbidden")
         await websocket.close(WSClose.POLICY)
         return
     try:
         session = session_from(websocket, cfg, "websocket")
     except InvalidSessionIdError as exc:
-        await _refuse(websocket, WSClose.POLICY, f"invalid_session_id: {exc.text}")
+        connection_logs.refused(hub, "websocket", exc, None, code=WSClose.POLICY)
+        await _refuse(websocket, WSClose.POLICY, f"{exc.error}: {exc.text}")
         return
     query = websocket.query_params
     last_event_id = query.get("last_event_id") or None
     handoff = hub.handoff_for(websocket.scope)
     try:
+        hub.rate_limits.check_connect(session)
         channels = await hub.authorize_channels(session, query.getlist("channel"))
         connection = await hub.open_connection(
             session,
@@ -108,6 +115,7 @@ async def websocket_endpoint(websocket: WebSocket, hub: StreamHub) -> None:
         )
     except StreamHTTPError as exc:
         code, reason = _refusal(exc)
+        connection_logs.refused(hub, "websocket", exc, session.id, code=code)
         await _refuse(websocket, code, reason)
         return
     welcome = encode_frame(
@@ -300,7 +308,21 @@ async def _receive_loop(
 async def handle_text(
     hub: StreamHub, session: StreamSession, slot: Slot | NativeSlot, text: str
 ) -> None:
-    """One client text message, on either delivery path (rate limits are applied before)."""
+    """One client text message, on either delivery path (the per-connection rate limit
+    is applied before; the per-session one, all tabs together, here)."""
+    wait = hub.rate_limits.take_session_message(session.id)
+    if wait:
+        cfg = hub.config
+        slot.post(
+            error_frame(
+                "rate_limited",
+                f"this session sent more than {cfg.ws_session_messages_per_second:g} messages"
+                f" per second (burst {cfg.ws_session_message_burst}) over all its"
+                " connections; message dropped",
+                retry_after=round(wait, 3),
+            )
+        )
+        return
     limit = hub.config.ws_max_message_bytes
     if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
         slot.post(_too_large(len(text.encode()), limit))

@@ -36,8 +36,7 @@ from sessionstream._core import (
     validate_redis_url,
     validate_session_id,
 )
-
-__version__ = "0.1.0"
+from sessionstream._version import __version__
 
 __all__ = [
     "ClosedError",

@@ -1,7 +1,8 @@
 """Real servers and real clients for the integration tests.
 
 ``ServerProcess`` runs uvicorn in a subprocess on a loopback socket it inherits (no port
-race) and always stops it. ``SSEClient`` reads a stream with httpx and parses it (comments
+race) and always stops it (``sessionstream.testing.StreamServer`` with the protocol
+classes named). ``SSEClient`` reads a stream with httpx and parses it (comments
 included, which EventSource hides); ``WSClient`` speaks the JSON protocol with
 ``websockets``.
 """
@@ -12,11 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,18 +24,9 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from sessionstream.testing.server import FD, StreamServer
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _pythonpath() -> str:
-    # The server imports the same sessionstream as the tests (installed or source tree).
-    import sessionstream
-
-    parts = [str(ROOT), str(Path(sessionstream.__file__).resolve().parent.parent)]
-    existing = os.environ.get("PYTHONPATH")
-    if existing:
-        parts.append(existing)
-    return os.pathsep.join(parts)
 
 
 # How the server is started for each delivery mode: "native" loads the handoff protocol
@@ -61,8 +49,9 @@ def delivery_modes() -> list[str]:
     return [only] if only else list(SERVER_ARGS)
 
 
-class ServerProcess:
-    """``python -m uvicorn <app>`` on 127.0.0.1 with extra environment variables."""
+class ServerProcess(StreamServer):
+    """``python -m uvicorn <app>`` on 127.0.0.1 with extra environment variables;
+    ``stop()`` ends it for good (the port is released)."""
 
     def __init__(
         self,
@@ -71,97 +60,23 @@ class ServerProcess:
         *,
         delivery: str = "python",
         server_args: list[str] | None = None,
+        launcher: tuple[str, ...] = ("uvicorn",),
     ) -> None:
-        self.app = app
-        self.delivery = delivery
+        """``launcher``: what ``python -m`` runs (``("sessionstream", "serve")`` for the CLI)."""
         self.server_args = [*SERVER_ARGS[delivery], *(server_args or [])]
-        self.env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
-        self.port: int = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self._log = tempfile.NamedTemporaryFile(
-            "w+b", prefix="uvicorn-", suffix=".log", delete=False
-        )  # noqa: SIM115
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 20.0) -> ServerProcess:
-        fd = self.sock.fileno()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                self.app,
-                "--fd",
-                str(fd),
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "15",
-                *self.server_args,
-            ],
+        command = [sys.executable, "-m", *launcher, app, "--fd", FD, "--log-level", "warning"]
+        command += ["--timeout-graceful-shutdown", "15", *self.server_args]
+        super().__init__(
+            app,
+            delivery="native" if delivery == "native" else "python",
+            env=env,
+            command=command,
             cwd=ROOT,
-            env=self.env,
-            pass_fds=[fd],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            graceful_timeout=10,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log()}")
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(errors="replace")
-
-    def terminate(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        """Stop the server whatever its state; idempotent."""
-        try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
-        finally:
-            self.sock.close()
-            self._log.close()
-            with_path = Path(self._log.name)
-            if with_path.exists():
-                with_path.unlink()
-
-    def health(self) -> dict[str, Any]:
-        return httpx.get(self.url + "/health", timeout=5.0).json()
-
-    def open_fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+    def stop(self, timeout: float | None = None) -> None:
+        self.close()
 
 
 async def get_health(base_url: str) -> dict[str, Any]:
@@ -238,10 +153,12 @@ class SSEClient:
     base_url: str
     channels: Iterable[str] = ()
     session_id: str | None = None
+    """Sent as ``X-Session-ID`` (as ``?session_id=`` with ``session_query``)."""
     last_event_id: str | None = None
     last_event_id_query: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     path: str = "/stream/sse"
+    session_query: bool = False
     timeout: float = 10.0
 
     status_code: int = 0
@@ -255,11 +172,13 @@ class SSEClient:
 
     async def __aenter__(self) -> SSEClient:
         params: list[tuple[str, str]] = [("channel", c) for c in self.channels]
-        if self.session_id:
+        headers = dict(self.headers)
+        if self.session_id and self.session_query:
             params.append(("session_id", self.session_id))
+        elif self.session_id:
+            headers["X-Session-ID"] = self.session_id
         if self.last_event_id_query:
             params.append(("last_event_id", self.last_event_id_query))
-        headers = dict(self.headers)
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, read=None))
@@ -378,10 +297,16 @@ class WSClient:
         expect_welcome: bool = True,
         path: str = "/stream/ws",
         max_size: int | None = 2**24,
+        session_query: bool = False,
     ) -> WSClient:
+        """``session_id`` goes in the ``X-Session-ID`` header (in the URL with
+        ``session_query``, for servers that opt in to it)."""
         params = [("channel", c) for c in channels]
-        if session_id:
+        headers = dict(headers or {})
+        if session_id and session_query:
             params.append(("session_id", session_id))
+        elif session_id:
+            headers["X-Session-ID"] = session_id
         if last_event_id:
             params.append(("last_event_id", last_event_id))
         query = str(httpx.QueryParams(params))

@@ -2,8 +2,9 @@
 
 ``Server`` runs a server command (uvicorn, ``sessionstream serve``, ``uvicorn.run`` or
 gunicorn) in a subprocess on a loopback socket it inherits, so there is no port race,
-and always stops it. ``RawConnection`` speaks HTTP byte for byte, for what httpx and
-websockets cannot send: pipelined requests, bytes before a ``101``, HTTP/1.0.
+and always stops it (``sessionstream.testing.StreamServer``). ``RawConnection`` speaks
+HTTP byte for byte, for what httpx and websockets cannot send: pipelined requests, bytes
+before a ``101``, HTTP/1.0.
 """
 
 from __future__ import annotations
@@ -12,25 +13,19 @@ import base64
 import json
 import os
 import re
-import signal
 import socket
 import ssl
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from sessionstream.testing.server import FD, StreamServer, pythonpath
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.server.handoff_app:app"
 HTTPTOOLS = "sessionstream.server:HttpToolsHandoffProtocol"
 H11 = "sessionstream.server:H11HandoffProtocol"
 WS = "sessionstream.server:WebSocketsSansIOHandoffProtocol"
-FD = "{fd}"
-"""Stands for the inherited listening socket's descriptor in a command."""
 
 UVICORN_RUN = """
 import sys
@@ -108,90 +103,25 @@ ERROR_PATTERN = re.compile(r"ERROR|CRITICAL|Traceback|Exception in|returned with
 
 
 def _pythonpath() -> str:
-    import sessionstream
-
-    parts = [str(ROOT), str(Path(sessionstream.__file__).resolve().parent.parent)]
-    if os.environ.get("PYTHONPATH"):
-        parts.append(os.environ["PYTHONPATH"])
-    return os.pathsep.join(parts)
+    return pythonpath(ROOT)
 
 
-class Server:
+class Server(StreamServer):
     """A server subprocess on 127.0.0.1; ``stop()`` always ends it."""
 
     def __init__(self, command: list[str], *, tls: bool = False, env: dict[str, str] | None = None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port: int = self.sock.getsockname()[1]
-        fd = str(self.sock.fileno())
-        self.command = [part.replace(FD, fd) for part in command]
-        self.tls = tls
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        self.ws_url = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
-        self._log = tempfile.NamedTemporaryFile("w+b", prefix="handoff-", suffix=".log")  # noqa: SIM115
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 20.0) -> Server:
-        self.proc = subprocess.Popen(
-            self.command,
-            cwd=ROOT,
-            env=self.env,
-            pass_fds=[self.sock.fileno()],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if self.get("/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not answer in {timeout} s:\n{self.log()}")
-
-    def get(self, path: str, **kw: Any) -> httpx.Response:
-        kw.setdefault("timeout", 5.0)
-        return httpx.get(self.url + path, verify=False, **kw)
+        super().__init__(command=command, tls=tls, env=env, cwd=ROOT, backlog=128)
 
     def refusals(self) -> list[str]:
         return [entry["reason"] for entry in self.get("/refusals").json()]
-
-    def log(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(errors="replace")
 
     def assert_clean_log(self) -> None:
         errors = [line for line in self.log().splitlines() if ERROR_PATTERN.search(line)]
         assert not errors, "the server logged errors:\n" + self.log()
 
-    def terminate(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop the server whatever its state; idempotent."""
-        try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
-        finally:
-            self.sock.close()
-            self._log.close()
+        self.close()
 
 
 class RawConnection:

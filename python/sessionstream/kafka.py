@@ -30,12 +30,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from sessionstream import _core
 from sessionstream.fastapi.errors import error_response
-from sessionstream.fastapi.health import session_key
+from sessionstream.fastapi.health import session_key, sessions_visible
 from sessionstream.fastapi.session import StreamSession, get_stream_session
 
 if TYPE_CHECKING:
@@ -309,9 +309,9 @@ class KafkaStream:
         self.router: APIRouter = self._build_router()
         if self.settings.configured:
             # One /health covers the pipeline: an unreachable broker degrades it too.
-            hub.add_health_section(
-                "kafka", lambda: self.health(session_ids=hub.config.health_session_ids)
-            )
+            # Counts only there; per-session detail is at /kafka/health, behind the
+            # same gate as /health's session listing.
+            hub.add_health_section("kafka", lambda: self.health(session_ids="none"))
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -552,10 +552,10 @@ class KafkaStream:
             return error_response(502, "kafka_error", str(exc))
 
         @router.get(prefix + "/health", summary="Kafka health")
-        async def kafka_health() -> JSONResponse:
-            doc = await asyncio.to_thread(
-                self.health, session_ids=self.hub.config.health_session_ids
-            )
+        async def kafka_health(request: Request) -> JSONResponse:
+            visible = await sessions_visible(self.hub, request)
+            display = self.hub.config.health_session_ids if visible else "none"
+            doc = await asyncio.to_thread(self.health, session_ids=display)
             # Degraded is reported, not failed: like /health, the node still serves.
             return JSONResponse(doc)
 

@@ -96,6 +96,8 @@ def kafka_server(kafka_bootstrap: str) -> Iterator[Callable[..., ServerProcess]]
             {
                 "SESSIONSTREAM_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                 "SESSIONSTREAM_KAFKA_READY_TIMEOUT": "20",
+                # The tests read the session pool's per-session detail.
+                "SESSIONSTREAM_HEALTH_SESSIONS": "always",
                 **env,
             },
         )

@@ -232,6 +232,29 @@ async def test_session_mode_over_http_connect_stream_disconnect(
         assert (await client.post("/kafka/cleanup")).json() == {"closed_consumers": 0}
 
 
+async def test_session_pool_detail_is_hidden_from_anonymous_health(
+    kafka_server: StartServer, new_topic: Callable[..., str]
+) -> None:
+    party = new_topic("party")
+    server = kafka_server(
+        SESSIONSTREAM_KAFKA_MODE="session",
+        SESSIONSTREAM_KAFKA_DOMAINS=f"party:{party}",
+        SESSIONSTREAM_HEALTH_SESSIONS="authorized",
+    )
+    sid = session_id("hidden")
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=15, headers={"X-Session-ID": sid}
+    ) as client:
+        assert (await client.post("/kafka/events/party/connect")).status_code == 200
+        for doc in ((await kafka_health(server)), (await app_health(server))["kafka"]):
+            pool = doc["session_pool"]
+            # Counts for anyone; no per-session entry, no group id naming the session.
+            assert pool["active_sessions"] == 1 and pool["total_consumers"] == 1
+            assert pool["sessions"] == {}
+            assert sid not in json.dumps(doc)
+        assert (await client.post("/kafka/events/party/disconnect")).json()["closed"] is True
+
+
 async def test_broker_restart_while_streaming_recovers_without_loss_or_duplicates(
     kafka_server: StartServer, producer: ss.KafkaSink, new_topic: Callable[..., str]
 ) -> None:

@@ -85,6 +85,23 @@ def _positive_query(request: Request, name: str, default: int) -> int:
     return value
 
 
+async def sessions_visible(hub: StreamHub, request: Request) -> bool:
+    """Whether ``request`` may see per-session health detail (``health_sessions``, and
+    under ``authorized`` the hub's ``health_authorize`` hook)."""
+    cfg = hub.config
+    if cfg.health_sessions == "never" or cfg.health_session_ids == "none":
+        return False
+    if cfg.health_sessions == "always":
+        return True
+    hook = hub.health_authorize
+    if hook is None:
+        return False
+    allowed = hook(request)
+    if inspect.isawaitable(allowed):
+        allowed = await allowed
+    return allowed is True
+
+
 async def session_page(
     hub: StreamHub, request: Request, cursors: HealthCursors
 ) -> SessionPage | None:
@@ -93,19 +110,8 @@ async def session_page(
     Raises :class:`StreamHTTPError` (400) for a bad ``?limit=`` or ``?after=``.
     """
     cfg = hub.config
-    if cfg.health_sessions == "never" or cfg.health_session_ids == "none":
+    if cfg.health_max_sessions == 0 or not await sessions_visible(hub, request):
         return None
-    if cfg.health_max_sessions == 0:
-        return None
-    if cfg.health_sessions == "authorized":
-        hook = hub.health_authorize
-        if hook is None:
-            return None
-        allowed = hook(request)
-        if inspect.isawaitable(allowed):
-            allowed = await allowed
-        if allowed is not True:
-            return None
     limit = min(_positive_query(request, "limit", cfg.health_max_sessions), cfg.health_max_sessions)
     after = request.query_params.get("after", "")
     if after and cfg.health_session_ids != "full":

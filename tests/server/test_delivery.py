@@ -155,3 +155,24 @@ def test_limit_max_requests_counts_handed_off_requests(start_server: StartServer
     server.wait(5)
     assert "Maximum request limit of 3 exceeded" in server.log()
     server.assert_clean_log()
+
+
+@pytest.mark.parametrize("mode", ["sessionstream-serve", "gunicorn"])
+def test_session_ids_in_a_request_target_are_redacted_from_the_log(
+    start_server: StartServer, mode: str
+) -> None:
+    # gunicorn writes no access log unless asked to.
+    extra = ["--access-logfile", "-"] if mode == "gunicorn" else []
+    server = start_server(MODES[mode] + extra)
+    secret = "s3cr3t-session-id-0123456789"
+    assert server.get(f"/health?session_id={secret}&x=1").status_code == 200
+    with connect(server.ws_url + f"/ws?session_id={secret}", open_timeout=10) as ws:
+        ws.recv(timeout=10)
+
+    deadline = time.monotonic() + 5
+    while "/ws?session_id=[redacted]" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = server.log()
+    assert "/health?session_id=[redacted]&x=1" in log
+    assert "/ws?session_id=[redacted]" in log
+    assert secret not in log

@@ -15,6 +15,7 @@ namespace {
 PyObject* g_base = nullptr;
 PyObject* g_invalid = nullptr;
 PyObject* g_invalid_utf8 = nullptr;
+PyObject* g_too_many_channels = nullptr;
 PyObject* g_too_large = nullptr;
 PyObject* g_closed = nullptr;
 PyObject* g_limit = nullptr;
@@ -65,6 +66,10 @@ void register_errors(py::module_& m) {
       "Text that must be UTF-8 is not; .field names it ('event' or 'data'), .offset is the "
       "byte offset of its first invalid sequence.",
       py::make_tuple(py::handle(g_invalid)));
+  g_too_many_channels = make_exception(
+      m, "TooManyChannelsError",
+      "A subscribe would put a connection over its channel cap (.limit); nothing changed.",
+      py::make_tuple(py::handle(g_invalid)));
   g_too_large = make_exception(m, "PayloadTooLargeError",
                                "An event or stored value exceeds the configured maximum.",
                                py::make_tuple(py::handle(g_base), py::handle(PyExc_ValueError)));
@@ -90,6 +95,9 @@ void register_errors(py::module_& m) {
         instance.attr("field") = e.field();
         instance.attr("offset") = e.offset();
       });
+    } catch (const TooManyChannels& e) {
+      set_error(g_too_many_channels, e.what(),
+                [&e](py::object& instance) { instance.attr("limit") = e.limit(); });
     } catch (const InvalidArgument& e) {
       set_error(g_invalid, e.what());
     } catch (const PayloadTooLarge& e) {

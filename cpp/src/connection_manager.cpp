@@ -392,6 +392,8 @@ EventPtr ConnectionManager::send_personal(std::string_view session_id, std::stri
 
 std::size_t ConnectionManager::disconnect_channel(std::string_view session_id,
                                                   std::string_view channel) {
+  // A name no subscribe could have used is an error, not "0 connections had it".
+  Hub::validate_channel_name(channel, hub_.config().max_channel_name);
   std::lock_guard lock(mutex_);
   const auto session = sessions_.find(session_id);
   if (session == sessions_.end()) return 0;

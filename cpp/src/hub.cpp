@@ -48,8 +48,8 @@ void validate_event_type(std::string_view type) {
   validate_utf8(type, "event", "event type");
 }
 
-InvalidArgument channel_limit_error(std::size_t cap, std::size_t have, std::size_t more) {
-  return InvalidArgument("a connection may subscribe to at most " + std::to_string(cap) +
+TooManyChannels channel_limit_error(std::size_t cap, std::size_t have, std::size_t more) {
+  return TooManyChannels(cap, "a connection may subscribe to at most " + std::to_string(cap) +
                          " channels; it has " + std::to_string(have) + " and asked for " +
                          std::to_string(more) + " more");
 }

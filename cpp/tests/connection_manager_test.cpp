@@ -421,6 +421,8 @@ TEST_F(ConnectionManagerTest, DisconnectChannelDropsItFromEveryTabOfTheSession) 
   EXPECT_EQ(manager.disconnect_channel("sessionA1", "news"), 2u);
   EXPECT_EQ(manager.disconnect_channel("sessionA1", "news"), 0u);
   EXPECT_EQ(manager.disconnect_channel("unknown1", "news"), 0u);
+  EXPECT_THROW((void)manager.disconnect_channel("sessionA1", "bad channel"), InvalidArgument);
+  EXPECT_THROW((void)manager.disconnect_channel("sessionA1", ""), InvalidArgument);
   EXPECT_EQ(a1->channels(), (std::vector<std::string>{"sport", "session:sessionA1"}));
   EXPECT_EQ(hub_.subscriber_count("news"), 1u);
   hub_.publish("news", "t", "n", false);

@@ -128,7 +128,8 @@ TEST(HubChannelCap, RefusedSubscribeChangesNothing) {
   try {
     (void)hub.subscribe(subscriber, {"a", "d", "e"});
     FAIL() << "subscribe past the cap accepted";
-  } catch (const InvalidArgument& e) {
+  } catch (const TooManyChannels& e) {
+    EXPECT_EQ(e.limit(), 4u);
     EXPECT_EQ(std::string{e.what()},
               "a connection may subscribe to at most 4 channels; it has 3 and asked for 2 more");
   }

@@ -22,6 +22,11 @@ class InvalidUtf8Error(InvalidArgumentError):
     offset: int
     """Byte offset of the first invalid sequence."""
 
+class TooManyChannelsError(InvalidArgumentError):
+    """A subscribe would put a connection over its channel cap; nothing was changed."""
+
+    limit: int
+
 class PayloadTooLargeError(SessionStreamError, ValueError):
     """An event or stored value is larger than the configured maximum."""
 

@@ -97,6 +97,7 @@ async def test_subscribe_past_the_channel_cap_gets_an_error_and_the_socket_stays
         await ws.send({"type": "subscribe", "channels": ["c6", "c7", "c8"], "ref": 2})
         error = await ws.next_type("error")
         assert error["ref"] == 2
+        assert error["error"] == "too_many_channels" and error["limit"] == 8
         assert "at most 8 channels; it has 7 and asked for 3 more" in error["detail"]
         assert await subscribers(server, "c6") == 0  # the refused subscribe changed nothing
         await ws.send({"type": "subscribe", "channels": ["c6"], "ref": 3})

@@ -151,6 +151,7 @@ class ConnectionManager {
 
   // Seed-000 semantics: drop one channel from every connection of a session;
   // close every connection of a session. Return how many were affected.
+  // disconnect_channel throws InvalidArgument for an invalid channel name.
   std::size_t disconnect_channel(std::string_view session_id, std::string_view channel);
   std::size_t close_session(std::string_view session_id, std::string_view reason);
   // Closes one connection, only when it belongs to session_id (the page-hide beacon), whichever

@@ -37,6 +37,19 @@ class InvalidUtf8 : public InvalidArgument {
   std::size_t offset_;
 };
 
+// A subscribe would put a connection over its channel cap
+// (max_channels_per_subscriber); nothing was changed.
+class TooManyChannels : public InvalidArgument {
+ public:
+  TooManyChannels(std::size_t limit, const std::string& message)
+      : InvalidArgument(message), limit_(limit) {}
+
+  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+
+ private:
+  std::size_t limit_;
+};
+
 class PayloadTooLarge : public Error {
  public:
   using Error::Error;

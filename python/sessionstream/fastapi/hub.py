@@ -41,6 +41,7 @@ from sessionstream._core import (
     LifecycleEvent,
     LimitExceededError,
     SessionStore,
+    TooManyChannelsError,
     UnavailableError,
     is_foreign_private_channel,
     private_channel,
@@ -509,6 +510,10 @@ class StreamHub:
             raise limit_error(exc, cfg.retry_after_seconds) from None
         except ClosedError:
             raise shutting_down_error(cfg.retry_after_seconds) from None
+        except TooManyChannelsError as exc:
+            raise StreamHTTPError(
+                400, "too_many_channels", str(exc), extra={"limit": exc.limit}
+            ) from None
         except InvalidArgumentError as exc:
             raise StreamHTTPError(400, "invalid_channel", str(exc)) from None
         return connection

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from sessionstream._core import InvalidArgumentError
 from sessionstream.fastapi import logs as connection_logs
 from sessionstream.fastapi.errors import StreamHTTPError, error_response
 from sessionstream.fastapi.health import (
@@ -148,7 +149,10 @@ def build_router(hub: StreamHub) -> APIRouter:
             session = session_from(request, cfg, "http")
         except StreamHTTPError as exc:
             return exc.response()
-        count = hub.disconnect_channel(session.id, channel)
+        try:
+            count = hub.disconnect_channel(session.id, channel)
+        except InvalidArgumentError as exc:
+            return error_response(400, "invalid_channel", str(exc))
         return session_json(session, {"channel": channel, "disconnected_connections": count})
 
     @router.post(prefix + "/session/cleanup", summary="Clean up everything of the caller's session")

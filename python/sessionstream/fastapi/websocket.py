@@ -27,6 +27,7 @@ from sessionstream._core import (
     Connection,
     InvalidArgumentError,
     SessionStreamError,
+    TooManyChannelsError,
     UnavailableError,
     private_channel,
 )
@@ -427,6 +428,9 @@ async def _subscribe(
         resume = slot.connection.subscribe(allowed, last_event_id or None) if allowed else "live"
     except StreamHTTPError as exc:
         slot.post(error_frame(exc.error, exc.text, ref, **_extra(exc)))
+        return
+    except TooManyChannelsError as exc:
+        slot.post(error_frame("too_many_channels", str(exc), ref, limit=exc.limit))
         return
     except InvalidArgumentError as exc:
         slot.post(error_frame("invalid_channel", str(exc), ref))

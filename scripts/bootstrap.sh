@@ -10,7 +10,7 @@ venv="${SESSIONSTREAM_VENV:-$repo/.venv}"
 
 core_packages=(g++ make cmake ninja-build pkg-config python3-venv python3-dev
                libboost-dev librdkafka-dev libhiredis-dev redis-server libgtest-dev googletest)
-full_packages=(clang clang-format maven openjdk-17-jre-headless chromium fonts-liberation nginx prometheus)
+full_packages=(clang libclang-rt-dev clang-format maven openjdk-17-jre-headless chromium fonts-liberation nginx prometheus)
 
 case "$level" in
   core) wanted=("${core_packages[@]}") ;;

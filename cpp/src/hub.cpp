@@ -50,8 +50,8 @@ void validate_event_type(std::string_view type) {
 
 TooManyChannels channel_limit_error(std::size_t cap, std::size_t have, std::size_t more) {
   return TooManyChannels(cap, "a connection may subscribe to at most " + std::to_string(cap) +
-                         " channels; it has " + std::to_string(have) + " and asked for " +
-                         std::to_string(more) + " more");
+                                  " channels; it has " + std::to_string(have) + " and asked for " +
+                                  std::to_string(more) + " more");
 }
 
 std::string json_escaped(std::string_view text) {

@@ -1,5 +1,5 @@
 """deploy/gunicorn.conf.py serves a stream with the handoff worker; the Container Apps
-manifest has what docs/deploy.md promises (WebSocket-capable ingress, probes on /health,
+manifest has what docs/production.md promises (WebSocket-capable ingress, probes on /health,
 scale rules, the Event Hubs connection string from a secret, keep-alives under the
 ingress idle timeout)."""
 

@@ -26,8 +26,8 @@ from .conftest import ROOT, require_tool
 STREAM_APP = "tests.integration.stream_app:app"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-DEPLOY_DOC = ROOT / "docs" / "deploy.md"
-# Exported only while a Kafka node consumer is configured (docs/deploy.md says so).
+DEPLOY_DOC = ROOT / "docs" / "production.md"
+# Exported only while a Kafka node consumer is configured (docs/production.md says so).
 KAFKA_ONLY = {"sessionstream_kafka_consumer_lag"}
 
 

@@ -8,7 +8,7 @@
 - :mod:`sessionstream.server.cli`: ``sessionstream serve``, uvicorn's command line with
   these classes as defaults; :mod:`sessionstream.server.gunicorn`: a gunicorn worker.
 
-See docs/deployment.md.
+See docs/server.md.
 """
 
 from __future__ import annotations

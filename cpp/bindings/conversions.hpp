@@ -13,6 +13,7 @@
 #include "bindings.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/log_note.hpp"
+#include "sessionstream/thread_faults.hpp"
 
 namespace sessionstream::bindings {
 
@@ -70,6 +71,16 @@ inline pybind11::list notes_list(const std::vector<LogNote>& notes) {
     out.append(pybind11::make_tuple(note.level, error_text(note.kind), error_text(note.message)));
   }
   return out;
+}
+
+// A component's contained native thread faults as {count, last, recent}. last
+// quotes exception texts: decoded leniently. Needs the GIL.
+inline pybind11::dict thread_faults_dict(const ThreadFaultReport& faults) {
+  pybind11::dict d;
+  d["count"] = faults.count;
+  d["last"] = error_text(faults.last);
+  d["recent"] = faults.recent;
+  return d;
 }
 
 // Drains a component's notes with the GIL released (the native threads take

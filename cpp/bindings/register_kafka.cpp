@@ -111,6 +111,7 @@ py::dict source_health(const kafka::KafkaSourceHealth& h) {
   d["replay"] = replay;
   d["log_notes_dropped"] = h.notes_dropped;
   d["log_notes_suppressed"] = h.notes_suppressed;
+  d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }
 
@@ -155,6 +156,7 @@ py::dict pool_health(const kafka::KafkaSessionPoolHealth& h) {
   d["consumers"] = consumers;
   d["log_notes_dropped"] = h.notes_dropped;
   d["log_notes_suppressed"] = h.notes_suppressed;
+  d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }
 
@@ -169,6 +171,7 @@ py::dict sink_health(const kafka::KafkaSinkHealth& h) {
   d["in_flight"] = h.in_flight;
   d["errors"] = h.errors;
   d["last_error"] = error_text(h.last_error);
+  d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }
 

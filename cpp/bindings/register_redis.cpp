@@ -48,6 +48,7 @@ py::dict source_health(const redis::RedisSourceHealth& h) {
   d["endpoint"] = error_text(h.endpoint);
   d["log_notes_dropped"] = h.notes_dropped;
   d["log_notes_suppressed"] = h.notes_suppressed;
+  d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }
 

@@ -50,6 +50,7 @@ py::dict bus_health(const redis::RedisStreamBusHealth& h) {
   d["connections"] = h.connections;
   d["log_notes_dropped"] = h.notes_dropped;
   d["log_notes_suppressed"] = h.notes_suppressed;
+  d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }
 

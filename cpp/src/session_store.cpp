@@ -5,6 +5,7 @@
 #include "sessionstream/errors.hpp"
 #include "sessionstream/session_id.hpp"
 #include "sessionstream/utf8.hpp"
+#include "thread_fault_notes.hpp"
 
 namespace sessionstream {
 
@@ -31,8 +32,10 @@ void MemorySessionStore::sweeper_loop(std::stop_token stop) {
     wake_.wait_for(lock, stop, config_.sweep_interval, [] { return false; });
     if (stop.stop_requested()) break;
     lock.unlock();
-    sweep();
+    const bool swept = faults_.contain("session store sweeper thread", [this] { (void)sweep(); });
     lock.lock();
+    // sweep_interval may be tiny: a fault repeating at once must not spin a core.
+    if (!swept) wake_.wait_for(lock, stop, detail::kFaultPause, [] { return false; });
   }
 }
 
@@ -161,6 +164,10 @@ std::size_t MemorySessionStore::sweep() {
 std::uint64_t MemorySessionStore::swept_total() const {
   std::lock_guard lock(mutex_);
   return swept_total_;
+}
+
+ThreadFaultReport MemorySessionStore::thread_faults() const {
+  return faults_.report();
 }
 
 }  // namespace sessionstream

@@ -483,7 +483,8 @@ class RedisSource:
     def health(self) -> dict[str, Any]:
         """status, reason, running, connected, patterns, subscriptions, connections, received,
         published, skipped {invalid_channel, too_large, invalid_utf8, bad_json}, reconnects,
-        errors, last_error, endpoint (password masked), log_notes_dropped, log_notes_suppressed."""
+        errors, last_error, endpoint (password masked), log_notes_dropped, log_notes_suppressed,
+        thread_faults {count, last, recent}."""
     def take_log_notes(self) -> list[tuple[str, str, str]]:
         """``(level, kind, message)`` noted by the reader thread since the last call."""
 
@@ -544,6 +545,7 @@ class RedisStreamBus:
     def health(self) -> dict[str, Any]:
         """status, reason, running, connected, epoch, head, published, received, duplicates,
         lost, skipped (per kind), reconnects, errors, last_error, replays, replayed_events,
-        replay_gaps, stream_key, max_len, endpoint (password masked), connections."""
+        replay_gaps, stream_key, max_len, endpoint (password masked), connections,
+        log_notes_dropped, log_notes_suppressed, thread_faults {count, last, recent}."""
     def take_log_notes(self) -> list[tuple[str, str, str]]:
         """``(level, kind, message)`` noted by the reader since the last call."""

@@ -11,6 +11,7 @@
 #include "sessionstream/kafka_config.hpp"
 #include "sessionstream/kafka_router.hpp"
 #include "sessionstream/kafka_source.hpp"
+#include "sessionstream/thread_faults.hpp"
 
 namespace sessionstream::kafka {
 
@@ -73,6 +74,7 @@ struct KafkaSessionPoolHealth {
   std::vector<SessionConsumerStatus> consumers;
   std::uint64_t notes_dropped = 0;
   std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
+  ThreadFaultReport thread_faults;     // exceptions contained at native thread boundaries
 };
 
 // Session mode (seed-000 compatible): one consumer group per browser session

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sessionstream/kafka_config.hpp"
+#include "sessionstream/thread_faults.hpp"
 
 namespace sessionstream::kafka {
 
@@ -29,6 +30,7 @@ struct KafkaSinkHealth {
   std::uint64_t in_flight = 0;  // queued in librdkafka, not yet reported
   std::uint64_t errors = 0;
   std::string last_error;
+  ThreadFaultReport thread_faults;  // exceptions contained at native thread boundaries
 };
 
 // A native producer with delivery reports, so records published from Python

@@ -9,6 +9,7 @@
 #include "sessionstream/hub.hpp"
 #include "sessionstream/kafka_config.hpp"
 #include "sessionstream/kafka_router.hpp"
+#include "sessionstream/thread_faults.hpp"
 
 namespace sessionstream::kafka {
 
@@ -70,6 +71,7 @@ struct KafkaSourceHealth {
   std::uint64_t replay_index_evicted = 0;  // dropped to keep within replay_max_total_events
   std::uint64_t notes_dropped = 0;
   std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
+  ThreadFaultReport thread_faults;     // exceptions contained at native thread boundaries
 };
 
 // Node mode: one consumer per source and process for its topic set, in a group

@@ -11,6 +11,7 @@
 #include "sessionstream/hub.hpp"
 #include "sessionstream/log_note.hpp"
 #include "sessionstream/redis_config.hpp"
+#include "sessionstream/thread_faults.hpp"
 
 namespace sessionstream::redis {
 
@@ -90,6 +91,7 @@ struct RedisSourceHealth {
   std::string endpoint;  // redacted URL
   std::uint64_t notes_dropped = 0;
   std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
+  ThreadFaultReport thread_faults;     // exceptions contained at native thread boundaries
 };
 
 // Node mode: one pub/sub connection per source and process, however many hub

@@ -11,6 +11,7 @@
 #include "sessionstream/hub.hpp"
 #include "sessionstream/log_note.hpp"
 #include "sessionstream/redis_config.hpp"
+#include "sessionstream/thread_faults.hpp"
 
 namespace sessionstream::redis {
 
@@ -67,6 +68,7 @@ struct RedisStreamBusHealth {
   std::size_t connections = 0;
   std::uint64_t notes_dropped = 0;
   std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
+  ThreadFaultReport thread_faults;     // exceptions contained at native thread boundaries
 };
 
 // One id space for every node: events published through any node's bus are

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "sessionstream/thread_faults.hpp"
+
 namespace sessionstream {
 
 struct SessionStoreConfig {
@@ -70,6 +72,8 @@ class MemorySessionStore final : public SessionStore {
   std::size_t sweep() override;
 
   [[nodiscard]] std::uint64_t swept_total() const;
+  // Exceptions the sweeper thread contained (it keeps sweeping after one).
+  [[nodiscard]] ThreadFaultReport thread_faults() const;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -89,6 +93,7 @@ class MemorySessionStore final : public SessionStore {
   std::map<std::string, Session, std::less<>> sessions_;
   std::uint64_t swept_total_ = 0;
   std::condition_variable_any wake_;
+  ThreadFaults faults_;
   std::jthread sweeper_;  // last member: joins before the state above is destroyed
 };
 

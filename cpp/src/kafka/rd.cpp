@@ -89,6 +89,10 @@ std::string BrokerState::last_error() const {
 }
 
 void ClientEvents::event_cb(RdKafka::Event& event) {
+  (void)contain_noted(faults_, notes_, where_, [&] { handle(event); });
+}
+
+void ClientEvents::handle(RdKafka::Event& event) {
   switch (event.type()) {
     case RdKafka::Event::EVENT_ERROR: {
       const auto code = event.err();

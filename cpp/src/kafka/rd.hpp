@@ -19,6 +19,8 @@
 #include "log_notes.hpp"
 #include "sessionstream/kafka_config.hpp"
 #include "sessionstream/kafka_router.hpp"
+#include "sessionstream/thread_faults.hpp"
+#include "thread_fault_notes.hpp"
 
 namespace sessionstream::kafka::detail {
 
@@ -33,7 +35,11 @@ void set_callback(RdKafka::Conf& conf, const char* name, RdKafka::DeliveryReport
 [[nodiscard]] std::string error_name(RdKafka::ErrorCode code);
 [[nodiscard]] std::string error_text(RdKafka::ErrorCode code);
 
+using sessionstream::detail::contain_noted;
+using sessionstream::detail::degrade_on_fault;
+using sessionstream::detail::kFaultPause;
 using sessionstream::detail::NoteLog;
+using sessionstream::detail::pause_after_fault;
 
 // Broker reachability as seen by one client, updated by its event callback on
 // the thread that polls it, read by any thread.
@@ -60,17 +66,29 @@ class BrokerState {
 };
 
 // Client events (errors, logs) into notes and broker state. Runs on whichever
-// thread serves the client's queue.
+// thread serves the client's queue, called from librdkafka's C code: a fault
+// in it is contained in faults (the component's, else one of its own).
 class ClientEvents : public RdKafka::EventCb {
  public:
-  ClientEvents(NoteLog& notes, BrokerState& state, std::string who)
-      : notes_(notes), state_(state), who_(std::move(who)) {}
+  ClientEvents(NoteLog& notes, BrokerState& state, std::string who, ThreadFaults* faults = nullptr)
+      : notes_(notes),
+        state_(state),
+        who_(std::move(who)),
+        where_(who_ + " event callback"),
+        faults_(faults != nullptr ? *faults : own_faults_) {}
+  ClientEvents(const ClientEvents&) = delete;
+  ClientEvents& operator=(const ClientEvents&) = delete;
   void event_cb(RdKafka::Event& event) override;
 
  private:
+  void handle(RdKafka::Event& event);
+
   NoteLog& notes_;
   BrokerState& state_;
   const std::string who_;
+  const std::string where_;
+  ThreadFaults own_faults_;
+  ThreadFaults& faults_;
 };
 
 // The end offset of a partition, asked of its leader. Retried within budget: a

@@ -53,6 +53,7 @@ struct Entry : public RdKafka::RebalanceCb {
   std::atomic<std::int64_t> last_active_ms{0};
 
   detail::NoteLog* notes = nullptr;
+  ThreadFaults* faults = nullptr;
   std::unique_ptr<detail::ClientEvents> events;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer;
   std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue;
@@ -69,6 +70,27 @@ struct Entry : public RdKafka::RebalanceCb {
 
   void rebalance_cb(RdKafka::KafkaConsumer* rk, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
+    // Called from librdkafka's C code (inside consume() or close()): nothing may escape.
+    if (detail::contain_noted(*faults, *notes, "kafka session consumer rebalance callback",
+                              [&] { rebalance(rk, err, partitions); })) {
+      return;
+    }
+    // Half done: give these partitions up rather than leave some assigned
+    // without a position; they come back at the next rebalance.
+    try {
+      if (rk->rebalance_protocol() == "COOPERATIVE") {
+        std::unique_ptr<RdKafka::Error> error{rk->incremental_unassign(partitions)};
+      } else {
+        rk->unassign();
+      }
+    } catch (...) {
+      // Out of memory: the fault is counted and health says degraded.
+    }
+    assigned.store(false);
+  }
+
+  void rebalance(RdKafka::KafkaConsumer* rk, RdKafka::ErrorCode err,
+                 std::vector<RdKafka::TopicPartition*>& partitions) {
     const bool cooperative = rk->rebalance_protocol() == "COOPERATIVE";
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       for (RdKafka::TopicPartition* tp : partitions) {
@@ -134,6 +156,7 @@ struct KafkaSessionPool::Impl {
   Properties properties;
   detail::NoteLog notes;
   detail::BrokerState broker;
+  ThreadFaults faults;  // both threads and librdkafka's callbacks; outlives the entries
   int event_fd = -1;
 
   mutable std::mutex mutex;
@@ -326,35 +349,46 @@ void KafkaSessionPool::Impl::probe() {
 }
 
 void KafkaSessionPool::Impl::poll_loop(const std::stop_token& stop) {
+  static constexpr std::string_view kWhere = "kafka session pool poll thread";
   bool more = false;
   std::vector<EntryPtr> snapshot;
   while (!stop.stop_requested()) {
-    if (!more) {
-      pollfd pfd{event_fd, POLLIN, 0};
-      // The periodic pass also serves every consumer's queue well within
-      // max.poll.interval.ms when no record arrives for a long time.
-      (void)::poll(&pfd, 1, 1000);
-    }
-    std::uint64_t counter = 0;
-    [[maybe_unused]] const auto n = ::read(event_fd, &counter, sizeof counter);
-    if (stop.stop_requested()) break;
-    more = false;
-    {
-      std::lock_guard lock(mutex);
+    bool faulted = false;
+    const bool ok = detail::contain_noted(faults, notes, kWhere, [&] {
+      if (!more) {
+        pollfd pfd{event_fd, POLLIN, 0};
+        // The periodic pass also serves every consumer's queue well within
+        // max.poll.interval.ms when no record arrives for a long time.
+        (void)::poll(&pfd, 1, 1000);
+      }
+      std::uint64_t counter = 0;
+      [[maybe_unused]] const auto n = ::read(event_fd, &counter, sizeof counter);
+      if (stop.stop_requested()) return;
+      more = false;
+      {
+        std::lock_guard lock(mutex);
+        snapshot.clear();
+        for (const auto& [key, entry] : entries) snapshot.push_back(entry);
+      }
+      for (const EntryPtr& e : snapshot) {
+        if (e->closing.load()) continue;
+        std::unique_lock use(e->use, std::try_to_lock);
+        if (!use || !e->consumer) continue;
+        // A fault abandons this session's record in hand, not the others' round.
+        if (!detail::contain_noted(faults, notes, kWhere, [&] { drain(*e, more); })) {
+          faulted = true;
+        }
+      }
       snapshot.clear();
-      for (const auto& [key, entry] : entries) snapshot.push_back(entry);
-    }
-    for (const EntryPtr& e : snapshot) {
-      if (e->closing.load()) continue;
-      std::unique_lock use(e->use, std::try_to_lock);
-      if (!use || !e->consumer) continue;
-      drain(*e, more);
-    }
-    snapshot.clear();
-    if (broker.down()) probe();
-    if (std::chrono::steady_clock::now() - last_sweep >= config.sweep_interval) {
-      last_sweep = std::chrono::steady_clock::now();
-      sweep_idle();
+      if (broker.down()) probe();
+      if (std::chrono::steady_clock::now() - last_sweep >= config.sweep_interval) {
+        last_sweep = std::chrono::steady_clock::now();
+        sweep_idle();
+      }
+    });
+    if (!ok || faulted) {
+      snapshot.clear();
+      detail::pause_after_fault(stop);
     }
   }
 }
@@ -407,21 +441,35 @@ void KafkaSessionPool::Impl::finish_close(Entry& e) {
 }
 
 void KafkaSessionPool::Impl::close_loop() {
-  while (true) {
+  static constexpr std::string_view kWhere = "kafka session pool closer thread";
+  bool done = false;
+  while (!done) {
     EntryPtr e;
-    {
+    const bool ok = detail::contain_noted(faults, notes, kWhere, [&] {
+      {
+        std::unique_lock lock(mutex);
+        closer_cv.wait(lock, [&] { return stopping || !to_close.empty(); });
+        if (to_close.empty()) {
+          done = true;  // stopping and nothing left
+          return;
+        }
+        e = std::move(to_close.front());
+        to_close.pop_front();
+      }
+      finish_close(*e);
+    });
+    if (e) {
+      // Taken off the queue, closed or abandoned by a fault: no longer closing.
+      {
+        std::lock_guard lock(mutex);
+        --closing;
+      }
+      closed_cv.notify_all();
+    }
+    if (!ok) {
       std::unique_lock lock(mutex);
-      closer_cv.wait(lock, [&] { return stopping || !to_close.empty(); });
-      if (to_close.empty()) break;  // stopping and nothing left
-      e = std::move(to_close.front());
-      to_close.pop_front();
+      closer_cv.wait_for(lock, detail::kFaultPause, [&] { return stopping; });
     }
-    finish_close(*e);
-    {
-      std::lock_guard lock(mutex);
-      --closing;
-    }
-    closed_cv.notify_all();
   }
   admin.reset();
 }
@@ -507,8 +555,9 @@ SessionConsumerStatus KafkaSessionPool::open(const std::string& session_id,
     e->channel = channel;
   }
   e->notes = &p.notes;
-  e->events =
-      std::make_unique<detail::ClientEvents>(p.notes, p.broker, "session consumer " + e->group_id);
+  e->faults = &p.faults;
+  e->events = std::make_unique<detail::ClientEvents>(p.notes, p.broker,
+                                                     "session consumer " + e->group_id, &p.faults);
   Entry* raw = e.get();
   e->on_assigned = [&p] {
     { std::lock_guard l(p.mutex); }
@@ -649,6 +698,7 @@ KafkaSessionPoolHealth KafkaSessionPool::health() const {
   h.last_error = p.broker.last_error();
   h.notes_dropped = p.notes.dropped();
   h.notes_suppressed = p.notes.suppressed();
+  h.thread_faults = p.faults.report();
   if (!h.running) {
     h.status = "stopped";
     h.reason = "the Kafka session pool is not running";
@@ -662,6 +712,7 @@ KafkaSessionPoolHealth KafkaSessionPool::health() const {
   } else {
     h.status = "healthy";
   }
+  detail::degrade_on_fault(h.thread_faults, h.status, h.reason);
   return h;
 }
 

@@ -19,7 +19,8 @@ struct KafkaSink::Impl : public RdKafka::DeliveryReportCb {
     (void)detail::make_conf(properties);
   }
 
-  // Runs on the poll thread (inside poll/flush).
+  // Runs on the poll thread (inside poll/flush), called from librdkafka's C
+  // code: nothing may escape it.
   void dr_cb(RdKafka::Message& message) override {
     in_flight.fetch_sub(1, std::memory_order_relaxed);
     if (message.err() == RdKafka::ERR_NO_ERROR) {
@@ -27,25 +28,34 @@ struct KafkaSink::Impl : public RdKafka::DeliveryReportCb {
       return;
     }
     failed.fetch_add(1, std::memory_order_relaxed);
-    broker.set_last_error("delivery failed: " + message.errstr());
-    notes.once("warning", "delivery." + detail::error_name(message.err()),
-               "kafka sink: delivery to " + message.topic_name() + " failed: " + message.errstr());
+    (void)detail::contain_noted(faults, notes, "kafka sink delivery report callback", [&] {
+      broker.set_last_error("delivery failed: " + message.errstr());
+      notes.once(
+          "warning", "delivery." + detail::error_name(message.err()),
+          "kafka sink: delivery to " + message.topic_name() + " failed: " + message.errstr());
+    });
   }
 
   void run(const std::stop_token& stop) {
     auto last_probe = std::chrono::steady_clock::now();
     while (!stop.stop_requested()) {
-      producer->poll(100);
-      if (broker.down() &&
-          std::chrono::steady_clock::now() - last_probe > std::chrono::seconds(1)) {
-        last_probe = std::chrono::steady_clock::now();
-        RdKafka::Metadata* raw = nullptr;
-        const auto code = producer->metadata(false, nullptr, &raw, 1000);
-        std::unique_ptr<RdKafka::Metadata> metadata{raw};
-        if (code == RdKafka::ERR_NO_ERROR) {
-          broker.set_up();
-          notes.rearm("error.");
-        }
+      if (!detail::contain_noted(faults, notes, "kafka sink poll thread",
+                                 [&] { poll_once(last_probe); })) {
+        detail::pause_after_fault(stop);
+      }
+    }
+  }
+
+  void poll_once(std::chrono::steady_clock::time_point& last_probe) {
+    producer->poll(100);
+    if (broker.down() && std::chrono::steady_clock::now() - last_probe > std::chrono::seconds(1)) {
+      last_probe = std::chrono::steady_clock::now();
+      RdKafka::Metadata* raw = nullptr;
+      const auto code = producer->metadata(false, nullptr, &raw, 1000);
+      std::unique_ptr<RdKafka::Metadata> metadata{raw};
+      if (code == RdKafka::ERR_NO_ERROR) {
+        broker.set_up();
+        notes.rearm("error.");
       }
     }
   }
@@ -54,7 +64,8 @@ struct KafkaSink::Impl : public RdKafka::DeliveryReportCb {
   Properties properties;
   detail::NoteLog notes;
   detail::BrokerState broker;
-  detail::ClientEvents events{notes, broker, "kafka sink"};
+  ThreadFaults faults;  // the poll thread and librdkafka's callbacks
+  detail::ClientEvents events{notes, broker, "kafka sink", &faults};
 
   // start/stop hold it exclusively; produce() shares it, so the producer
   // cannot be destroyed under a produce in progress.
@@ -165,6 +176,7 @@ KafkaSinkHealth KafkaSink::health() const {
   h.in_flight = s.in_flight.load();
   h.errors = s.broker.errors();
   h.last_error = s.broker.last_error();
+  h.thread_faults = s.faults.report();
   if (!h.running) {
     h.status = "stopped";
     h.reason = "the Kafka sink is not running";
@@ -174,6 +186,7 @@ KafkaSinkHealth KafkaSink::health() const {
   } else {
     h.status = "healthy";
   }
+  detail::degrade_on_fault(h.thread_faults, h.status, h.reason);
   return h;
 }
 

@@ -23,7 +23,10 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb {
 
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
+  void rebalance(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                 std::vector<RdKafka::TopicPartition*>& partitions);
   void run(const std::stop_token& stop);
+  void poll_once(int timeout, std::chrono::steady_clock::time_point& last_snapshot);
   void handle(RdKafka::Message& message);
   void refresh_snapshot();
   void probe_broker();
@@ -40,6 +43,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb {
   std::shared_ptr<detail::ReplayCounters> replay_counters =
       std::make_shared<detail::ReplayCounters>();
   std::shared_ptr<detail::KafkaReplayer> replayer;
+  ThreadFaults faults;  // the poll thread and librdkafka's callbacks
   ClientEvents events;
 
   mutable std::mutex lifecycle_mutex;  // start/stop
@@ -66,7 +70,9 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb {
 };
 
 KafkaSource::Impl::Impl(Hub& hub_ref, KafkaSourceConfig cfg)
-    : hub(hub_ref), config(std::move(cfg)), events(*notes, *broker, "kafka source consumer") {
+    : hub(hub_ref),
+      config(std::move(cfg)),
+      events(*notes, *broker, "kafka source consumer", &faults) {
   if (config.topics.empty()) {
     throw InvalidArgument("KafkaSource needs at least one topic, got none");
   }
@@ -109,6 +115,32 @@ KafkaSource::Impl::Impl(Hub& hub_ref, KafkaSourceConfig cfg)
 
 void KafkaSource::Impl::rebalance_cb(RdKafka::KafkaConsumer* rk, RdKafka::ErrorCode err,
                                      std::vector<RdKafka::TopicPartition*>& partitions) {
+  // Called from librdkafka's C code (inside consume() or close()): nothing may escape.
+  if (detail::contain_noted(faults, *notes, "kafka source rebalance callback",
+                            [&] { rebalance(rk, err, partitions); })) {
+    return;
+  }
+  // Half done, librdkafka's assignment and ours may disagree: give these
+  // partitions up on both sides (they come back at the next rebalance) rather
+  // than consume some without positions or report some never assigned.
+  try {
+    if (rk->rebalance_protocol() == "COOPERATIVE") {
+      std::unique_ptr<RdKafka::Error> error{rk->incremental_unassign(partitions)};
+      for (RdKafka::TopicPartition* tp : partitions) {
+        assigned.erase({tp->topic(), tp->partition()});
+      }
+    } else {
+      rk->unassign();
+      assigned.clear();
+    }
+    refresh_snapshot();
+  } catch (...) {
+    // Out of memory: the fault is counted and health says degraded.
+  }
+}
+
+void KafkaSource::Impl::rebalance(RdKafka::KafkaConsumer* rk, RdKafka::ErrorCode err,
+                                  std::vector<RdKafka::TopicPartition*>& partitions) {
   const bool cooperative = rk->rebalance_protocol() == "COOPERATIVE";
   switch (err) {
     case RdKafka::ERR__ASSIGN_PARTITIONS: {
@@ -253,31 +285,40 @@ void KafkaSource::Impl::run(const std::stop_token& stop) {
   auto last_snapshot = std::chrono::steady_clock::now();
   const int timeout = static_cast<int>(config.poll_timeout.count());
   while (!stop.stop_requested()) {
-    std::unique_ptr<RdKafka::Message> message{consumer->consume(timeout)};
-    switch (message->err()) {
-      case RdKafka::ERR_NO_ERROR:
-        if (broker->down()) {
-          broker->set_up();
-          notes->rearm("error.");
-        }
-        handle(*message);
-        break;
-      case RdKafka::ERR__TIMED_OUT:
-      case RdKafka::ERR__PARTITION_EOF:
-        break;
-      default:
-        broker->count_error();
-        broker->set_last_error(detail::error_text(message->err()) + ": " + message->errstr());
-        notes->once("warning", "consume." + detail::error_name(message->err()),
-                    "kafka source: " + message->errstr());
-        break;
+    // A fault abandons the record in hand: the consumer has moved past it.
+    if (!detail::contain_noted(faults, *notes, "kafka source poll thread",
+                               [&] { poll_once(timeout, last_snapshot); })) {
+      detail::pause_after_fault(stop);
     }
-    if (broker->down()) probe_broker();
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_snapshot >= std::chrono::milliseconds(500)) {
-      last_snapshot = now;
-      refresh_snapshot();
-    }
+  }
+}
+
+void KafkaSource::Impl::poll_once(int timeout,
+                                  std::chrono::steady_clock::time_point& last_snapshot) {
+  std::unique_ptr<RdKafka::Message> message{consumer->consume(timeout)};
+  switch (message->err()) {
+    case RdKafka::ERR_NO_ERROR:
+      if (broker->down()) {
+        broker->set_up();
+        notes->rearm("error.");
+      }
+      handle(*message);
+      break;
+    case RdKafka::ERR__TIMED_OUT:
+    case RdKafka::ERR__PARTITION_EOF:
+      break;
+    default:
+      broker->count_error();
+      broker->set_last_error(detail::error_text(message->err()) + ": " + message->errstr());
+      notes->once("warning", "consume." + detail::error_name(message->err()),
+                  "kafka source: " + message->errstr());
+      break;
+  }
+  if (broker->down()) probe_broker();
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_snapshot >= std::chrono::milliseconds(500)) {
+    last_snapshot = now;
+    refresh_snapshot();
   }
 }
 
@@ -370,6 +411,7 @@ KafkaSourceHealth KafkaSource::health() const {
   h.replay_index_evicted = s.index->evicted();
   h.notes_dropped = s.notes->dropped();
   h.notes_suppressed = s.notes->suppressed();
+  h.thread_faults = s.faults.report();
   if (!h.running) {
     h.status = "stopped";
     h.reason = "the Kafka source is not running";
@@ -379,6 +421,7 @@ KafkaSourceHealth KafkaSource::health() const {
   } else {
     h.status = "healthy";
   }
+  detail::degrade_on_fault(h.thread_faults, h.status, h.reason);
   return h;
 }
 

@@ -17,6 +17,7 @@
 #include "sessionstream/errors.hpp"
 #include "sessionstream/json_check.hpp"
 #include "sessionstream/utf8.hpp"
+#include "thread_fault_notes.hpp"
 
 namespace sessionstream::redis {
 
@@ -158,6 +159,7 @@ struct RedisSource::Impl {
   std::vector<std::string> channels;       // SUBSCRIBE
   std::vector<std::string> glob_patterns;  // PSUBSCRIBE
   NoteLog notes;
+  ThreadFaults faults;  // the reader thread
 
   mutable std::mutex lifecycle_mutex;  // start/stop
   std::jthread thread;
@@ -309,42 +311,56 @@ void RedisSource::Impl::serve(Connection& connection, const std::stop_token& sto
 }
 
 void RedisSource::Impl::run(const std::stop_token& stop) {
+  static constexpr std::string_view kWhere = "redis source reader thread";
   Backoff backoff;
   bool ever_connected = false;
+  bool finished = false;  // the hub closed
   const auto io_timeout = std::max<std::chrono::milliseconds>(config.connect_timeout, 1s);
-  while (!stop.stop_requested()) {
-    try {
-      Connection connection(config.endpoint, config.connect_timeout, io_timeout);
-      if (ever_connected) {
-        reconnects.fetch_add(1, std::memory_order_relaxed);
-        notes.always("info", "connection.restored",
-                     "redis source: connected to " + endpoint_text + " again");
+  while (!stop.stop_requested() && !finished) {
+    // Redis's own errors are handled inside; anything else abandons this
+    // connection (and the message in hand) and the reader connects again.
+    const bool ok = sessionstream::detail::contain_noted(faults, notes, kWhere, [&] {
+      try {
+        Connection connection(config.endpoint, config.connect_timeout, io_timeout);
+        if (ever_connected) {
+          reconnects.fetch_add(1, std::memory_order_relaxed);
+          notes.always("info", "connection.restored",
+                       "redis source: connected to " + endpoint_text + " again");
+        }
+        ever_connected = true;
+        notes.rearm("connection.");
+        backoff.reset();
+        serve(connection, stop);
+      } catch (const Closed&) {
+        notes.once("info", "hub.closed",
+                   "the hub is closed; Redis messages are no longer published");
+        std::lock_guard lock(state_mutex);
+        hub_closed = true;
+        connected = false;
+        reason = "the hub is closed";
+        finished = true;
+        return;
+      } catch (const Error& e) {
+        errors.fetch_add(1, std::memory_order_relaxed);
+        const auto wait = backoff.next();
+        const std::string text = e.what();
+        notes.once("warning", "connection.lost",
+                   "redis source: " + text + "; reconnecting with backoff (noted once per outage)");
+        set_disconnected("not connected to Redis (" + text + "); retrying in " +
+                         std::to_string(wait.count()) + " ms");
+        std::unique_lock lock(state_mutex);
+        last_error = text;
+        state_cv.wait_for(lock, stop, wait, [] { return false; });
+        return;
       }
-      ever_connected = true;
-      notes.rearm("connection.");
-      backoff.reset();
-      serve(connection, stop);
-    } catch (const Closed&) {
-      notes.once("info", "hub.closed", "the hub is closed; Redis messages are no longer published");
-      std::lock_guard lock(state_mutex);
-      hub_closed = true;
-      connected = false;
-      reason = "the hub is closed";
-      return;
-    } catch (const Error& e) {
-      errors.fetch_add(1, std::memory_order_relaxed);
-      const auto wait = backoff.next();
-      const std::string text = e.what();
-      notes.once("warning", "connection.lost",
-                 "redis source: " + text + "; reconnecting with backoff (noted once per outage)");
-      set_disconnected("not connected to Redis (" + text + "); retrying in " +
-                       std::to_string(wait.count()) + " ms");
-      std::unique_lock lock(state_mutex);
-      last_error = text;
-      state_cv.wait_for(lock, stop, wait, [] { return false; });
-      continue;
+      set_disconnected("the Redis source is stopping");
+    });
+    if (!ok) {
+      (void)faults.contain(kWhere, [&] {
+        set_disconnected("reconnecting to Redis at " + endpoint_text + " after a fault");
+      });
+      sessionstream::detail::pause_after_fault(stop);
     }
-    set_disconnected("the Redis source is stopping");
   }
 }
 
@@ -396,6 +412,7 @@ RedisSourceHealth RedisSource::health() const {
   h.errors = s.errors.load();
   h.notes_dropped = s.notes.dropped();
   h.notes_suppressed = s.notes.suppressed();
+  h.thread_faults = s.faults.report();
   bool hub_closed = false;
   {
     std::lock_guard lock(s.state_mutex);
@@ -414,6 +431,7 @@ RedisSourceHealth RedisSource::health() const {
   } else {
     h.status = "healthy";
   }
+  sessionstream::detail::degrade_on_fault(h.thread_faults, h.status, h.reason);
   return h;
 }
 

@@ -18,6 +18,7 @@
 #include "sessionstream/errors.hpp"
 #include "sessionstream/redis_stream_bus.hpp"
 #include "sessionstream/utf8.hpp"
+#include "thread_fault_notes.hpp"
 
 namespace sessionstream::redis {
 
@@ -384,6 +385,7 @@ class RedisStreamBus::Impl : public ReplaySource {
   const std::string base_key_;
   const std::string endpoint_;
   NoteLog notes_;
+  ThreadFaults faults_;  // the reader thread
 
   std::mutex lifecycle_mutex_;  // start/stop
   std::atomic<bool> running_{false};
@@ -689,44 +691,57 @@ void RedisStreamBus::Impl::read_loop(Connection& connection, const std::stop_tok
 }
 
 void RedisStreamBus::Impl::run(const std::stop_token& stop) {
+  static constexpr std::string_view kWhere = "redis stream bus reader thread";
   Backoff backoff;
   Link link(config_, connections_, client_name(config_.key_prefix, "reader"));
   while (!stop.stop_requested()) {
-    try {
+    // Redis being unavailable is handled inside; anything else abandons this
+    // connection and the entry in hand (its id is taken before it is
+    // published), and the reader connects and syncs again.
+    const bool ok = sessionstream::detail::contain_noted(faults_, notes_, kWhere, [&] {
+      try {
+        link.reset();
+        Connection& connection = link.get();
+        if (ever_connected_) reconnects_.fetch_add(1, std::memory_order_relaxed);
+        ever_connected_ = true;
+        sync(connection);
+        bool was_down = false;
+        {
+          std::lock_guard lock(status_mutex_);
+          was_down = !down_reason_.empty();
+          down_reason_.clear();
+        }
+        if (was_down) {
+          notes_.rearm("redis.");
+          notes_.always("info", "redis.up", "redis stream bus: " + endpoint_ + " reachable again");
+        }
+        set_progress(true);
+        backoff.reset();
+        read_loop(connection, stop);
+      } catch (const Unavailable& e) {
+        record_error(e.what());
+        {
+          std::lock_guard lock(status_mutex_);
+          down_reason_ =
+              std::string{"cannot read the stream from Redis at "} + endpoint_ + ": " + e.what();
+        }
+        notes_.once("error", "redis.down",
+                    std::string{"redis stream bus: "} + e.what() + "; retrying with backoff");
+        set_progress(false);
+      }
       link.reset();
-      Connection& connection = link.get();
-      if (ever_connected_) reconnects_.fetch_add(1, std::memory_order_relaxed);
-      ever_connected_ = true;
-      sync(connection);
-      bool was_down = false;
-      {
-        std::lock_guard lock(status_mutex_);
-        was_down = !down_reason_.empty();
-        down_reason_.clear();
-      }
-      if (was_down) {
-        notes_.rearm("redis.");
-        notes_.always("info", "redis.up", "redis stream bus: " + endpoint_ + " reachable again");
-      }
-      set_progress(true);
-      backoff.reset();
-      read_loop(connection, stop);
-    } catch (const Unavailable& e) {
-      record_error(e.what());
-      {
-        std::lock_guard lock(status_mutex_);
-        down_reason_ =
-            std::string{"cannot read the stream from Redis at "} + endpoint_ + ": " + e.what();
-      }
-      notes_.once("error", "redis.down",
-                  std::string{"redis stream bus: "} + e.what() + "; retrying with backoff");
-      set_progress(false);
+      std::unique_lock lock(progress_mutex_);
+      progress_cv_.wait_for(lock, stop, backoff.next(), [] { return false; });
+    });
+    if (!ok) {
+      (void)faults_.contain(kWhere, [&] {
+        link.reset();
+        set_progress(false);
+      });
+      sessionstream::detail::pause_after_fault(stop);
     }
-    link.reset();
-    std::unique_lock lock(progress_mutex_);
-    progress_cv_.wait_for(lock, stop, backoff.next(), [] { return false; });
   }
-  set_progress(false);
+  (void)faults_.contain(kWhere, [&] { set_progress(false); });
 }
 
 std::string RedisStreamBus::Impl::publish(std::string_view channel, std::string type,
@@ -928,6 +943,7 @@ RedisStreamBusHealth RedisStreamBus::Impl::health() const {
   h.connections = connections_.load();
   h.notes_dropped = notes_.dropped();
   h.notes_suppressed = notes_.suppressed();
+  h.thread_faults = faults_.report();
   if (!h.running) {
     h.status = "stopped";
     h.reason = "the Redis stream bus is not running";
@@ -937,6 +953,7 @@ RedisStreamBusHealth RedisStreamBus::Impl::health() const {
   } else {
     h.status = "healthy";
   }
+  sessionstream::detail::degrade_on_fault(h.thread_faults, h.status, h.reason);
   return h;
 }
 

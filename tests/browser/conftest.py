@@ -1,11 +1,13 @@
 """Fixtures of the browser suite: Chromium, the demo server, users and their tabs.
 
-* ``browser``: Debian's Chromium driven by Playwright (no browser download), headless,
-  kept off the network, one per package run; every context gets a fresh profile.
-* ``serve`` / ``demo_server``: the demo app under uvicorn on a free loopback port,
-  restartable on that port, always stopped.
-* ``new_user``: an isolated user (a browser context: its own cookies and storage, hence
-  its own browser session). ``open_tabs``: tabs of one user (pages of one context).
+* The browser is the pytest plugin's (``sessionstream.testing``): Debian's Chromium driven
+  by Playwright (no browser download), headless, one per run; every context gets a fresh
+  profile.
+* ``serve`` / ``demo_server``: the demo app under uvicorn on a free loopback port
+  (``DemoServer``, the plugin's ``StreamServer``), restartable on that port, always stopped.
+* ``new_user``: an isolated user (a browser context from the plugin's ``browser_sessions``:
+  its own cookies and storage, hence its own browser session). ``open_tabs``: tabs of one
+  user (pages of one context).
 * ``proxy_to``: a TCP proxy in front of a server that can cut every connection, or keep
   the server's side open when the browser's side goes (as some proxies do).
 * ``screenshot``: saves a page under ``artifacts/browser/``.
@@ -16,26 +18,17 @@ On failure every open page is saved as ``<test>-failed-<n>.png`` and the server 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Error, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Error, Page
 
 from tests.integration.support import delivery_modes
 
 from .support import ARTIFACTS, DemoServer, DroppingProxy
 
-CHROMIUM = os.environ.get("SESSIONSTREAM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1280, "height": 820}
 
 # Fast enough for a quick suite, slow enough that streams are visibly in flight.
@@ -79,34 +72,17 @@ def delivery(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (make test installs Debian's chromium)")
-    with sync_playwright() as playwright:
-        # launch() gives every run a fresh temporary profile (user-data dir).
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def serve(request: pytest.FixtureRequest, delivery: str) -> Iterator[Callable[..., DemoServer]]:
-    """Start a demo server with extra environment variables (``SESSIONSTREAM_*``...)."""
+    """Start a demo server with extra environment variables (``SESSIONSTREAM_*``...).
+
+    A server that fails to start is closed with the others, after its log was saved."""
     servers: list[DemoServer] = []
 
     def start(**env: str) -> DemoServer:
         server = DemoServer({**DEMO_ENV, **env}, delivery=delivery)
         servers.append(server)
-        try:
-            return server.start()
-        except BaseException:
-            server.close()
-            raise
+        return server.start()
 
     yield start
     for index, server in enumerate(servers):
@@ -150,14 +126,15 @@ class PageErrors:
 
 @pytest.fixture
 def new_user(
-    browser: Browser, request: pytest.FixtureRequest
+    browser_sessions: Callable[..., list[BrowserContext]], request: pytest.FixtureRequest
 ) -> Iterator[Callable[[str], BrowserContext]]:
-    """Create an isolated user: a browser context with its own cookies and storage."""
+    """Create an isolated user: a browser context with its own cookies and storage (one of
+    the plugin's ``browser_sessions``)."""
     contexts: list[BrowserContext] = []
     errors = PageErrors()
 
     def create(base_url: str) -> BrowserContext:
-        context = browser.new_context(base_url=base_url, viewport=VIEWPORT)
+        (context,) = browser_sessions(1, server=base_url, viewport=VIEWPORT)
         context.set_default_timeout(15_000)
         context.on("page", errors.watch)
         contexts.append(context)

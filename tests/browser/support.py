@@ -1,9 +1,10 @@
 """Servers, a connection-cutting proxy and small helpers for the browser suite.
 
-``DemoServer`` runs the demo app with uvicorn in a subprocess on a loopback socket that the
-test process owns and the server inherits: the port is never raced for, and the server can
-be stopped and started again on the same port (a restart) while browsers keep
-reconnecting to it. Connections made while no server runs wait in the socket's backlog.
+``DemoServer`` runs the demo app with uvicorn through the pytest plugin's
+``StreamServer``: a subprocess on a loopback socket that the test process owns and the
+server inherits, so the port is never raced for, and the server can be stopped and started
+again on the same port (a restart) while browsers keep reconnecting to it. Connections
+made while no server runs wait in the socket's backlog.
 
 ``DroppingProxy`` forwards TCP between the browser and the server and can cut every
 connection at once: a plain network drop, with no restart behind it.
@@ -12,21 +13,16 @@ connection at once: a plain network drop, with no restart behind it.
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from playwright.sync_api import Locator, Page, expect
 
+from sessionstream.testing import StreamServer
 from tests.integration.support import SERVER_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,114 +32,25 @@ DEMO_APP = "examples.demo.app:app"
 T = TypeVar("T")
 
 
-def _pythonpath() -> str:
-    # The server imports the same sessionstream as the tests (installed or source tree).
-    import sessionstream
-
-    parts = [str(ROOT), str(Path(sessionstream.__file__).resolve().parent.parent)]
-    existing = os.environ.get("PYTHONPATH")
-    if existing:
-        parts.append(existing)
-    return os.pathsep.join(parts)
-
-
-class DemoServer:
-    """``python -m uvicorn examples.demo.app:app`` on 127.0.0.1, restartable on its port."""
+class DemoServer(StreamServer):
+    """The demo app under uvicorn on 127.0.0.1, restartable on its port: the plugin's
+    ``StreamServer``, started as the integration suite's ``ServerProcess`` is (uvicorn with
+    the handoff protocol classes named for native delivery)."""
 
     def __init__(
         self, env: dict[str, str] | None = None, app: str = DEMO_APP, delivery: str = "python"
     ) -> None:
-        self.app = app
-        self.delivery = delivery
-        self.env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
-        self.port: int = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in close()
-            "w+b", prefix="sessionstream-browser-", suffix=".log", delete=False
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self, timeout: float = 20.0) -> DemoServer:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        fd = self.sock.fileno()
-        self.starts += 1
-        self._log.write(f"--- start {self.starts} ---\n".encode())
-        self._log.flush()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                self.app,
-                "--fd",
-                str(fd),
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "10",
-                *SERVER_ARGS[self.delivery],
-            ],
+        # Plain uvicorn's command line (StreamServer's "python" delivery) plus the
+        # protocol classes that make it native.
+        super().__init__(
+            app,
+            delivery="python",
+            env=env,
+            args=SERVER_ARGS[delivery],
             cwd=ROOT,
-            env=self.env,
-            pass_fds=[fd],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            graceful_timeout=10,
         )
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-                try:
-                    if client.get(self.url + "/health").status_code == 200:
-                        return self
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-        self.stop_process()
-        raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log()}")
-
-    def stop_process(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM (graceful: streams get a ``shutdown`` close), then wait; keeps the port."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
-
-    def restart(self) -> DemoServer:
-        self.stop_process()
-        return self.start()
-
-    def close(self) -> None:
-        """Stop the server whatever its state and release the port; idempotent."""
-        try:
-            self.stop_process()
-        finally:
-            self.sock.close()
-            if not self._log.closed:
-                self._log.close()
-                Path(self._log.name).unlink(missing_ok=True)
-
-    def log(self) -> str:
-        if self._log.closed:
-            return ""
-        self._log.flush()
-        return Path(self._log.name).read_text(errors="replace")
-
-    def health(self) -> dict[str, Any]:
-        with httpx.Client(timeout=5.0) as client:
-            return client.get(self.url + "/health").json()
+        self.delivery = "native" if delivery == "native" else "python"
 
     def active_connections(self) -> int:
         return int(self.health()["stream"]["active_connections"])

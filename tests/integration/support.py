@@ -78,6 +78,12 @@ class ServerProcess(StreamServer):
     def stop(self, timeout: float | None = None) -> None:
         self.close()
 
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The server's JSON log lines (``log_format="json"``) so far, parsed: a line that
+        starts with ``{`` and does not parse fails the test."""
+        lines = [line for line in self.log().splitlines() if line.startswith("{")]
+        return [json.loads(line) for line in lines]
+
 
 async def get_health(base_url: str) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=5.0) as client:

@@ -3,26 +3,11 @@ sessions as the digest /health uses, never the id itself."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from .support import (
-    ServerProcess,
-    SSEClient,
-    WSClient,
-    eventually,
-    get_health,
-    health_key,
-    publish,
-    session_id,
-)
-
-
-def json_lines(server: ServerProcess) -> list[dict[str, Any]]:
-    lines = [line for line in server.log().splitlines() if line.startswith("{")]
-    return [json.loads(line) for line in lines]  # every such line parses, or the test fails
+from .support import SSEClient, WSClient, eventually, get_health, health_key, publish, session_id
 
 
 @pytest.mark.asyncio
@@ -43,10 +28,10 @@ async def test_connection_events_are_json_lines_without_session_ids(start_server
     assert code == 1008
 
     def closed() -> list[dict[str, Any]]:
-        return [e for e in json_lines(server) if e.get("event") == "closed"]
+        return [e for e in server.json_lines() if e.get("event") == "closed"]
 
     await eventually(closed, what="a closed line")
-    events = json_lines(server)
+    events = server.json_lines()
     assert sid not in server.log(), "the raw session id reached the log"
     by_event: dict[str, list[dict[str, Any]]] = {}
     for line in events:
@@ -79,4 +64,4 @@ async def test_text_format_logs_no_connection_lines(start_server) -> None:
 
     # Opened and closed by now: in json mode both lines would be out.
     await eventually(released, what="the stream to be released")
-    assert json_lines(server) == []
+    assert server.json_lines() == []

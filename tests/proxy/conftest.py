@@ -13,9 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.support import ServerProcess
+
 ROOT = Path(__file__).resolve().parents[2]
+STREAM_APP = "tests.integration.stream_app:app"
 NGINX_SH = ROOT / "scripts" / "nginx.sh"
 NGINX = os.environ.get("SESSIONSTREAM_NGINX_BIN", "/usr/sbin/nginx")
+
+
+def stream_app_server(env: dict[str, str] | None = None, *, cli: bool = False) -> ServerProcess:
+    """The integration suite's stream test app with native delivery: under ``sessionstream
+    serve`` with ``cli``, else under uvicorn with the handoff protocol classes named."""
+    launcher = ("sessionstream", "serve") if cli else ("uvicorn",)
+    return ServerProcess(STREAM_APP, env, delivery="native", launcher=launcher)
 
 
 def free_port() -> int:

@@ -16,11 +16,10 @@ from sessionstream.config import StreamConfig
 from sessionstream.testing.server import FD, StreamServer
 from tests.integration.support import SSEClient, publish, session_id
 
-from .conftest import ROOT
+from .conftest import ROOT, STREAM_APP
 
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 MANIFEST = ROOT / "deploy" / "azure" / "containerapp.yaml"
-STREAM_APP = "tests.integration.stream_app:app"
 INGRESS_IDLE_TIMEOUT = 240.0  # Azure Container Apps ingress, documented by Azure
 
 

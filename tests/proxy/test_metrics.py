@@ -13,17 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.support import (
-    ServerProcess,
-    SSEClient,
-    WSClient,
-    publish,
-    session_id,
-)
+from tests.integration.support import ServerProcess, SSEClient, WSClient, publish, session_id
 
-from .conftest import ROOT, require_tool
+from .conftest import ROOT, require_tool, stream_app_server
 
-STREAM_APP = "tests.integration.stream_app:app"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DEPLOY_DOC = ROOT / "docs" / "production.md"
@@ -54,7 +47,7 @@ def exercised_metrics() -> Iterator[str]:
     """The /metrics text of a server that has had connections, refusals and resumes of
     every outcome, taken while streams are open."""
     env = {"SESSIONSTREAM_MAX_PER_SESSION": "1", "SESSIONSTREAM_HISTORY_MAX_EVENTS": "4"}
-    with ServerProcess(STREAM_APP, env, delivery="native") as server:
+    with stream_app_server(env) as server:
         yield _exercise(server)
 
 
@@ -111,7 +104,7 @@ def test_metrics_with_redis_pass_promtool_lint() -> None:
         "SESSIONSTREAM_REDIS_URL": url,
         "SESSIONSTREAM_REDIS_KEY_PREFIX": "metrics-" + session_id("p"),
     }
-    with ServerProcess(STREAM_APP, env, delivery="native") as server:
+    with stream_app_server(env) as server:
         text = httpx.get(server.url + "/metrics", timeout=5).text
     assert 'sessionstream_component_degraded{component="redis"} 0.0' in text, text
     result = promtool("check", "metrics", stdin=text.encode())

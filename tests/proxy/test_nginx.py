@@ -16,17 +16,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.integration.support import (
-    ServerProcess,
-    SSEClient,
-    WSClient,
-    publish,
-    session_id,
-)
+from tests.integration.support import ServerProcess, SSEClient, WSClient, publish, session_id
 
-from .conftest import Nginx
+from .conftest import Nginx, stream_app_server
 
-STREAM_APP = "tests.integration.stream_app:app"
 HEARTBEAT = 2.0
 READ_TIMEOUT = 5.0
 ENV = {
@@ -37,9 +30,7 @@ ENV = {
 
 
 def app_server(**env: str) -> ServerProcess:
-    return ServerProcess(
-        STREAM_APP, {**ENV, **env}, delivery="native", launcher=("sessionstream", "serve")
-    )
+    return stream_app_server({**ENV, **env}, cli=True)
 
 
 @pytest.fixture(scope="module")

@@ -32,10 +32,18 @@ PLUGIN_ARGS = ["-p", "no:sessionstream", "-p", "sessionstream.testing.plugin"]
 
 
 @pytest.fixture(autouse=True)
-def importable_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def importable_plugin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The user's pytest imports sessionstream.testing from the sessionstream it finds. A
     package built before sessionstream.testing existed gets it from the source tree here,
-    through a copy of the package made of links."""
+    through a copy of the package made of links.
+
+    Only for the tests that run pytest: pytester restores ``sys.modules`` after a test, so
+    it would drop what an in-process test imported first (httpcore, on httpx's first
+    request), and httpx, which keeps the first httpcore's exception classes, would then let
+    a later test's httpcore timeouts through unmapped."""
+    if "pytester" not in request.fixturenames:
+        return
+    pytester: pytest.Pytester = request.getfixturevalue("pytester")
     import sessionstream
     import sessionstream.testing
 

@@ -17,11 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 SESSION_HEADER = "X-Session-ID"
+_S = TypeVar("_S", bound="_Stream")
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,22 @@ def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, str, str | None]]:
 
 
 class _Stream:
-    """What SSE and WebSocket streams share: the collected events and waiting on them."""
+    """What SSE and WebSocket streams share: opening (the transport's ``_connect``, then
+    a reader thread until the welcome), the collected events and waiting on them."""
 
     _shutdown_on_close = False
 
-    def __init__(self, session: SessionClient, channels: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        session: SessionClient,
+        channels: tuple[str, ...],
+        *,
+        last_event_id: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         self.session = session
         self.channels = channels
+        self.resumed_from = last_event_id
         self.events: list[StreamEvent] = []
         self.welcome: dict[str, Any] | None = None
         self.last_event_id: str | None = None
@@ -87,6 +97,12 @@ class _Stream:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self._closing = False
+        self._connect(timeout)
+        self._start(timeout)
+
+    def _connect(self, timeout: float) -> None:
+        """Set up the transport that ``_read()`` (in the reader thread) uses."""
+        raise NotImplementedError
 
     def _add(self, event: StreamEvent) -> None:
         with self._changed:
@@ -196,30 +212,32 @@ class _Stream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def resume(self: _S, timeout: float = 10.0) -> _S:
+        """A new stream of the same session and channels from this one's last event id."""
+        self.close()
+        stream = type(self)(
+            self.session, self.channels, last_event_id=self.last_event_id, timeout=timeout
+        )
+        self.session.streams.append(stream)
+        return stream
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(session={self.session.id!r}, channels={list(self.channels)})"
+
 
 class SSEStream(_Stream):
     """``GET /stream/sse`` read in a background thread."""
 
     _shutdown_on_close = True  # an SSE client says goodbye by closing the connection
 
-    def __init__(
-        self,
-        session: SessionClient,
-        channels: tuple[str, ...],
-        *,
-        last_event_id: str | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        super().__init__(session, channels)
-        self.resumed_from = last_event_id
+    def _connect(self, timeout: float) -> None:
         self.status_code = 0
         self._client = httpx.Client(
-            base_url=session.base_url,
-            headers=session.headers,
+            base_url=self.session.base_url,
+            headers=self.session.headers,
             timeout=httpx.Timeout(timeout, read=None),
         )
         self._response: httpx.Response | None = None
-        self._start(timeout)
 
     def _read(self) -> None:
         headers = {"Last-Event-ID": self.resumed_from} if self.resumed_from else {}
@@ -241,46 +259,25 @@ class SSEStream(_Stream):
     def _close_transport(self) -> None:
         self._client.close()
 
-    def resume(self, timeout: float = 10.0) -> SSEStream:
-        """A new stream of the same session and channels from this one's last event id."""
-        self.close()
-        stream = SSEStream(
-            self.session, self.channels, last_event_id=self.last_event_id, timeout=timeout
-        )
-        self.session.streams.append(stream)
-        return stream
-
-    def __repr__(self) -> str:
-        return f"SSEStream(session={self.session.id!r}, channels={list(self.channels)})"
-
 
 class WSStream(_Stream):
     """``/stream/ws`` read in a background thread; ``send()`` for client messages."""
 
-    def __init__(
-        self,
-        session: SessionClient,
-        channels: tuple[str, ...],
-        *,
-        last_event_id: str | None = None,
-        timeout: float = 10.0,
-    ) -> None:
+    def _connect(self, timeout: float) -> None:
         from websockets.sync.client import connect
 
-        super().__init__(session, channels)
-        self.resumed_from = last_event_id
         self.replies: list[dict[str, Any]] = []
-        params = [("channel", c) for c in channels]
-        if last_event_id:
-            params.append(("last_event_id", last_event_id))
+        params = [("channel", c) for c in self.channels]
+        if self.resumed_from:
+            params.append(("last_event_id", self.resumed_from))
         query = str(httpx.QueryParams(params))
+        session = self.session
         url = session.ws_url + session.path + "/ws" + (f"?{query}" if query else "")
         # Entered at once (not in a with block): the stream owns it until close().
         self._connection = connect(
             url, additional_headers=session.headers, open_timeout=timeout, ping_interval=None
         ).__enter__()
         self._socket = self._connection.socket
-        self._start(timeout)
 
     def _read(self) -> None:
         for raw in self._connection:
@@ -304,17 +301,6 @@ class WSStream(_Stream):
 
     def _close_transport(self) -> None:
         self._connection.close()
-
-    def resume(self, timeout: float = 10.0) -> WSStream:
-        self.close()
-        stream = WSStream(
-            self.session, self.channels, last_event_id=self.last_event_id, timeout=timeout
-        )
-        self.session.streams.append(stream)
-        return stream
-
-    def __repr__(self) -> str:
-        return f"WSStream(session={self.session.id!r}, channels={list(self.channels)})"
 
 
 class SessionClient:

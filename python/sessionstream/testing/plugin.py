@@ -173,13 +173,18 @@ def sessionstream_browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
 def browser_sessions(
     request: pytest.FixtureRequest, sessionstream_browser: Browser
 ) -> Iterator[Callable[..., list[BrowserContext]]]:
-    """``browser_sessions(n, server=None)``: ``n`` browser contexts, each with its own
-    cookie jar (so its own session), with ``base_url`` set to the server."""
+    """``browser_sessions(n, server=None, **context_options)``: ``n`` browser contexts,
+    each with its own cookie jar (so its own session), with ``base_url`` set to the server;
+    ``context_options`` (``viewport=``, ``locale=``...) go to ``Browser.new_context``."""
     contexts: list[BrowserContext] = []
 
-    def open_(n: int = 1, server: StreamServer | str | None = None) -> list[BrowserContext]:
+    def open_(
+        n: int = 1, server: StreamServer | str | None = None, **context_options: Any
+    ) -> list[BrowserContext]:
         url = _server_url(server, request.node.stash.get(_servers_key, []))
-        made = [sessionstream_browser.new_context(base_url=url) for _ in range(n)]
+        made = [
+            sessionstream_browser.new_context(base_url=url, **context_options) for _ in range(n)
+        ]
         contexts.extend(made)
         return made
 

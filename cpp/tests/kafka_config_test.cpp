@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "kafka/rd.hpp"
 #include "sessionstream/errors.hpp"
 #include "sessionstream/kafka_config.hpp"
 
@@ -119,3 +120,12 @@ TEST(KafkaConfig, ProducerHandlesDropConsumerOnlyProperties) {
 
 }  // namespace
 }  // namespace sessionstream::kafka
+
+TEST(KafkaGroupIds, NameASessionByItsDigestNeverByItsId) {
+  // SHA-256("abc") starts ba7816bf8f01cfea: the digest /health shows as "h:ba78...".
+  EXPECT_EQ(sessionstream::kafka::detail::session_digest("abc"), "hba7816bf8f01cfea");
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  const std::string digest = sessionstream::kafka::detail::session_digest(id);
+  EXPECT_EQ(digest.size(), 17u);
+  EXPECT_EQ(digest.find("0123456789abcdef"), std::string::npos);
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -191,7 +192,8 @@ def test_session_pool_streams_to_the_session_and_explicit_disconnect_leaves_the_
         theirs = reader(manager, other, [])
         info = pool.open(sid, "party")
         group = info["group_id"]
-        assert group.startswith(f"ssdemo-party-{sid}-")
+        digest = "h" + hashlib.sha256(sid.encode()).hexdigest()[:16]
+        assert group.startswith(f"ssdemo-party-{digest}-") and sid not in group
         prefix, domain, *_ = group.split("-", 2)
         assert (prefix, domain) == ("ssdemo", "party")
         assert len(group.rsplit("-", 1)[1]) == 8  # <uuid8>

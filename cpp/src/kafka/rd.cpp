@@ -1,8 +1,10 @@
 #include "rd.hpp"
 
+#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <thread>
 
@@ -207,6 +209,19 @@ std::string group_safe(std::string_view text) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '.' || c == '_' || c == '-';
     if (!ok) c = '_';
+  }
+  return out;
+}
+
+std::string session_digest(std::string_view session_id) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(session_id.data()), session_id.size(),
+         digest.data());
+  std::string out = "h";
+  char byte[3];
+  for (std::size_t i = 0; i < 8; ++i) {
+    std::snprintf(byte, sizeof byte, "%02x", digest[i]);
+    out += byte;
   }
   return out;
 }

@@ -116,6 +116,10 @@ void note_skip(NoteLog& notes, SkipKind kind, std::uint64_t count, const RecordV
 [[nodiscard]] std::string group_safe(std::string_view text);
 // Eight lowercase hex characters from the secure random source.
 [[nodiscard]] std::string random_hex8();
+// "h" and the first 16 hex digits of SHA-256(session_id): names the session in a
+// consumer group id (which librdkafka and brokers log) without the bearer
+// secret; /health's digest of the same session is "h:" and the same digits.
+[[nodiscard]] std::string session_digest(std::string_view session_id);
 // hostname-pid
 [[nodiscard]] std::string default_node_id();
 

@@ -547,7 +547,8 @@ SessionConsumerStatus KafkaSessionPool::open(const std::string& session_id,
   const auto seconds =
       std::chrono::duration_cast<std::chrono::seconds>(e->created.time_since_epoch()).count();
   e->group_id = detail::group_safe(p.config.group_prefix) + "-" + detail::group_safe(domain) + "-" +
-                session_id + "-" + std::to_string(seconds) + "-" + detail::random_hex8();
+                detail::session_digest(session_id) + "-" + std::to_string(seconds) + "-" +
+                detail::random_hex8();
   {
     std::string channel;
     // The channel template may only use {session}, {domain} and literals here.

@@ -12,7 +12,13 @@
 #   KAFKA_VERSION          org.apache.kafka:kafka_2.13 version (default 3.9.2)
 #   KAFKA_DATA             data, config, pid and log dir (default <repo>/.kafka)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker (default 60)
-#   SESSIONSTREAM_CACHE    jar cache root (default ~/.cache/sessionstream)
+#   SESSIONSTREAM_CACHE    jar cache root (default ~/.cache/sessionstream); the
+#                          jars live in <root>/kafka-<version>
+#
+# A second broker, e.g. Kafka 4.x beside the default 3.9 one, needs its own
+# ports and data dir:
+#   KAFKA_VERSION=4.1.0 KAFKA_PORT=19192 KAFKA_CONTROLLER_PORT=19193 \
+#       KAFKA_DATA=.kafka/kafka4 scripts/kafka.sh start
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,12 +26,18 @@ repo_root="$(dirname "$script_dir")"
 
 port="${KAFKA_PORT:-19092}"
 ctrl_port="${KAFKA_CONTROLLER_PORT:-19093}"
-# 3.9.x rather than 4.x: Debian's librdkafka 2.0.2 cannot join consumer
-# groups on a 4.x broker.
+# 3.9.x is the suite's broker; tests/kafka/test_kafka4.py runs a 4.x one
+# beside it (see docs/kafka.md, "Kafka 4.x").
 version="${KAFKA_VERSION:-3.9.2}"
+major="${version%%.*}"
+[[ "$major" =~ ^[0-9]+$ ]] || major=0
 # The logging binding the 3.9 release tarball ships.
 slf4j_version="1.7.36"
 reload4j_version="1.2.25"
+# 4.x logs through log4j2 (its kafka-server pulls in log4j-core) and its
+# tarball binds slf4j 1.7 to it with log4j-slf4j-impl: the log4j2 release
+# of Kafka 4.1.
+log4j2_version="2.24.3"
 # Pinned so that Maven does not pick a plugin release needing a newer Maven.
 dep_plugin="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 start_timeout="${KAFKA_START_TIMEOUT:-60}"
@@ -41,8 +53,15 @@ props="$data/server.properties"
 log_dirs="$data/kraft-logs"
 pid_file="$data/kafka.pid"
 log_file="$data/kafka.log"
-server_log4j="$data/log4j.properties"
-tools_log4j="$data/tools-log4j.properties"
+if ((major >= 4)); then
+    server_log4j="$data/log4j2.properties"
+    tools_log4j="$data/tools-log4j2.properties"
+    log4j_opt="-Dlog4j2.configurationFile="
+else
+    server_log4j="$data/log4j.properties"
+    tools_log4j="$data/tools-log4j.properties"
+    log4j_opt="-Dlog4j.configuration=file:"
+fi
 
 die() {
     echo "kafka.sh: $*" >&2
@@ -93,6 +112,31 @@ fetch_jars() {
     exec 8>&-
 }
 
+logging_deps() {
+    if ((major >= 4)); then
+        cat <<EOF
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>$log4j2_version</version>
+    </dependency>
+EOF
+        return 0
+    fi
+    cat <<EOF
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>$slf4j_version</version>
+    </dependency>
+    <dependency>
+      <groupId>ch.qos.reload4j</groupId>
+      <artifactId>reload4j</artifactId>
+      <version>$reload4j_version</version>
+    </dependency>
+EOF
+}
+
 download_jars() {
     cat >"$kafka_home/pom.xml" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
@@ -113,16 +157,7 @@ download_jars() {
       <artifactId>kafka-tools</artifactId>
       <version>$version</version>
     </dependency>
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-reload4j</artifactId>
-      <version>$slf4j_version</version>
-    </dependency>
-    <dependency>
-      <groupId>ch.qos.reload4j</groupId>
-      <artifactId>reload4j</artifactId>
-      <version>$reload4j_version</version>
-    </dependency>
+$(logging_deps)
   </dependencies>
 </project>
 EOF
@@ -142,7 +177,7 @@ EOF
 # Short-lived JVM for StorageTool/TopicCommand; logs only warnings, to stderr.
 run_tool() {
     java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-        -Dlog4j.configuration="file:$tools_log4j" -cp "$libs/*" "$@"
+        "$log4j_opt$tools_log4j" -cp "$libs/*" "$@"
 }
 
 write_config() {
@@ -169,6 +204,10 @@ group.initial.rebalance.delay.ms=0
 # This broker only ever holds test traffic.
 log.retention.hours=24
 EOF
+    if ((major >= 4)); then
+        write_log4j2_config
+        return 0
+    fi
     cat >"$server_log4j" <<'EOF'
 log4j.rootLogger=INFO, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
@@ -187,6 +226,35 @@ log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
 }
 
+# The same logging as write_config's log4j 1 files, for 4.x's log4j2.
+write_log4j2_config() {
+    cat >"$server_log4j" <<'EOF'
+status=warn
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.stdout.ref=STDOUT
+logger.request.name=kafka.request.logger
+logger.request.level=WARN
+logger.state.name=state.change.logger
+logger.state.level=WARN
+logger.authorizer.name=kafka.authorizer.logger
+logger.authorizer.level=WARN
+EOF
+    cat >"$tools_log4j" <<'EOF'
+status=warn
+appender.stderr.type=Console
+appender.stderr.name=STDERR
+appender.stderr.target=SYSTEM_ERR
+appender.stderr.layout.type=PatternLayout
+appender.stderr.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=WARN
+rootLogger.appenderRef.stderr.ref=STDERR
+EOF
+}
+
 format_storage() {
     [[ -f "$log_dirs/meta.properties" ]] && return 0
     local cluster_id
@@ -199,7 +267,7 @@ format_storage() {
 # registered and serving, not merely that the port accepts connections.
 metadata_ok() {
     timeout "$1" java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-        -Dlog4j.configuration="file:$tools_log4j" -cp "$libs/*" \
+        "$log4j_opt$tools_log4j" -cp "$libs/*" \
         org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --list \
         >/dev/null 2>&1
 }
@@ -255,7 +323,7 @@ cmd_start() {
     # capturing this script's output, or a later stop, is not held up by the
     # long-lived broker.
     nohup java -Xmx512m -Xms256m -Djava.awt.headless=true \
-        -Dlog4j.configuration="file:$server_log4j" \
+        "$log4j_opt$server_log4j" \
         -cp "$libs/*" kafka.Kafka "$props" \
         </dev/null >"$log_file" 2>&1 9>&- &
     pid=$!

@@ -19,7 +19,20 @@ KAFKA_SH = ROOT / "scripts" / "kafka.sh"
 KAFKA_APP = "tests.kafka.kafka_app:app"
 
 
-def kafka_sh(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+# A Kafka 4.x broker beside the default 3.9 one: its own ports and data dir (under the
+# git-ignored .kafka/); kafka.sh caches its jars per version.
+KAFKA4_VERSION = "4.1.0"
+KAFKA4_ENV = {
+    "KAFKA_VERSION": KAFKA4_VERSION,
+    "KAFKA_PORT": "19192",
+    "KAFKA_CONTROLLER_PORT": "19193",
+    "KAFKA_DATA": str(ROOT / ".kafka" / "kafka4"),
+}
+
+
+def kafka_sh(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(KAFKA_SH), *args],
         cwd=ROOT,
@@ -27,6 +40,7 @@ def kafka_sh(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -48,6 +62,21 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         if started:
             kafka_sh("stop", timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kafka4_bootstrap() -> Iterator[str]:
+    """``host:port`` of a Kafka 4.x broker started for this session and always stopped."""
+    kafka_sh("stop", env=KAFKA4_ENV)  # a leftover of an interrupted run: begin afresh
+    result = kafka_sh("start", timeout=300, env=KAFKA4_ENV)
+    try:
+        if result.returncode != 0:
+            pytest.fail(f"kafka.sh start (Kafka {KAFKA4_VERSION}) failed:\n{result.stderr}")
+        # The version kafka.sh reports is the one it runs: the tests are about 4.x.
+        assert f"kafka {KAFKA4_VERSION} running" in result.stdout, result.stdout
+        yield kafka_sh("bootstrap", env=KAFKA4_ENV).stdout.strip()
+    finally:
+        kafka_sh("stop", timeout=120, env=KAFKA4_ENV)
 
 
 @pytest.fixture(scope="session")

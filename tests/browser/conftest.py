@@ -1,7 +1,7 @@
 """Fixtures of the browser suite: Chromium, the demo server, users and their tabs.
 
 * The browser is the pytest plugin's (``sessionstream.testing``): Debian's Chromium driven
-  by Playwright (no browser download), headless, one per run; every context gets a fresh
+  by Playwright (no browser download), headless, one per test module; every context gets a fresh
   profile.
 * ``serve`` / ``demo_server``: the demo app under uvicorn on a free loopback port
   (``DemoServer``, the plugin's ``StreamServer``), restartable on that port, always stopped.

@@ -119,6 +119,37 @@ def test_an_app_that_does_not_start_shows_its_log(pytester: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(["*server exited with*", "*the app is broken at import*"])
 
 
+def test_async_tests_run_after_a_module_of_browser_tests(pytester: pytest.Pytester) -> None:
+    """Playwright's sync API marks its loop as running in the main thread while the browser
+    is open: an async test after it must still get its own event loop."""
+    if not Path(os.environ.get("SESSIONSTREAM_CHROMIUM", "/usr/bin/chromium")).exists():
+        pytest.skip("needs Chromium (make test installs Debian's chromium)")
+    pytester.makepyfile(
+        **{
+            "test_a_page": """
+            def test_page(browser_sessions):
+                (context,) = browser_sessions(1, server="http://127.0.0.1:9")
+                page = context.new_page()
+                page.set_content("<p id=p>rendered</p>")
+                assert page.inner_text("#p") == "rendered"
+            """,
+            "test_b_loop": """
+            import asyncio
+            import pytest
+
+            @pytest.mark.asyncio
+            async def test_loop():
+                await asyncio.sleep(0)
+            """,
+        }
+    )
+    result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-v", timeout=120)
+    result.stdout.fnmatch_lines(
+        ["*test_a_page.py::test_page PASSED*", "*test_b_loop.py::test_loop PASSED*"]
+    )
+    result.assert_outcomes(passed=2)
+
+
 # -- the fixtures and assertions in this project's own suite -----------------------------
 
 STREAM_APP = "tests.integration.stream_app:app"

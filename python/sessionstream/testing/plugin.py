@@ -150,9 +150,14 @@ def stream_sessions(request: pytest.FixtureRequest) -> Iterator[Callable[..., li
         client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sessionstream_browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
-    """pytest-playwright's ``browser`` when it is installed, else Debian's Chromium."""
+    """pytest-playwright's ``browser`` when it is installed, else Debian's Chromium.
+
+    Module scope: Playwright's sync API keeps its event loop marked as running in the
+    main thread while it is open, and asyncio tests (pytest-asyncio) cannot start one
+    then. A package or session scope declared in a plugin spans the whole run, so the
+    browser closes with each module instead, and async tests in other modules run."""
     if request.config.pluginmanager.hasplugin("playwright"):
         yield request.getfixturevalue("browser")
         return

@@ -35,7 +35,8 @@ from sessionstream.fastapi import (
     StreamSession,
     get_stream_session,
 )
-from sessionstream.kafka import KafkaSettings, KafkaStream
+from sessionstream.fastapi.kafka import KafkaStream
+from sessionstream.kafka import KafkaSettings
 
 from .agent import Agent, AgentError, ChatMessage, ScriptedAgent
 from .crawl import CrawlLimitError, CrawlRegistry

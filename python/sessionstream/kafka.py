@@ -1,47 +1,36 @@
-"""Kafka and Azure Event Hubs for a :class:`~sessionstream.fastapi.StreamHub`.
+"""Kafka and Azure Event Hubs on the native core, without a web framework.
 
 The native core does the work: one consumer per node fans records out into the hub
 (``node`` mode), per-session consumer groups stay available for seed-000 compatibility
 (``session`` mode), and a native producer publishes from Python so several nodes share
 events. Poll threads are C++ only; Python configures, starts, stops and reads health.
 
-Configured in code or from ``SESSIONSTREAM_KAFKA_*`` environment variables::
+:class:`KafkaClients` runs them on any :class:`sessionstream.Hub`::
 
-    hub = StreamHub()
-    kafka = KafkaStream(hub, KafkaSettings.from_env())
-    app = FastAPI()
-    app.include_router(hub.router)      # first: the hub starts before Kafka...
-    app.include_router(kafka.router)    # ...and stops after it
+    hub = sessionstream.Hub()
+    kafka = KafkaClients(hub, KafkaSettings.from_env())
+    kafka.start()
+    ...
+    kafka.stop()
 
-With no broker configured (:attr:`KafkaSettings.configured` false) the router still
-serves its health route and starts nothing.
+In a FastAPI app, :class:`sessionstream.fastapi.kafka.KafkaStream` adds the lifespan,
+the ``/kafka`` routes and the ``/health`` section to the same clients. Settings come from
+code or from ``SESSIONSTREAM_KAFKA_*`` environment variables (:meth:`KafkaSettings.from_env`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json as _json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from typing import Any, Literal
 
 from sessionstream import _core
-from sessionstream.fastapi.errors import error_response
-from sessionstream.fastapi.health import session_key, sessions_visible
-from sessionstream.fastapi.session import StreamSession, get_stream_session
-
-if TYPE_CHECKING:
-    from sessionstream.fastapi.hub import StreamHub
-
-SessionDep = Annotated[StreamSession, Depends(get_stream_session)]
+from sessionstream.session_ids import SessionIdDisplay, session_key
 
 logger = logging.getLogger("sessionstream.kafka")
 
@@ -102,7 +91,7 @@ def parse_domains(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
-    """How a :class:`KafkaStream` reaches Kafka and what it streams.
+    """How :class:`KafkaClients` reach Kafka and what it streams.
 
     Every field can come from ``SESSIONSTREAM_KAFKA_<FIELD>`` (see :meth:`from_env`).
     """
@@ -151,7 +140,7 @@ class KafkaSettings:
 
     # producer
     sink: bool = True
-    """Start a producer for :meth:`KafkaStream.publish`."""
+    """Start a producer for :meth:`KafkaClients.publish`."""
     log_interval: float = 1.0
     """Seconds between two reads of the native log notes."""
 
@@ -280,38 +269,21 @@ def encode_value(data: Any) -> tuple[str | bytes, bool]:
     return _json.dumps(data, separators=(",", ":"), ensure_ascii=False), True
 
 
-class KafkaStream:
-    """Kafka sources, the session pool and the producer of one :class:`StreamHub`.
+class KafkaClients:
+    """The Kafka clients of one native :class:`~sessionstream.Hub`: the node source, the
+    session pool and the producer that :class:`KafkaSettings` asks for.
 
-    Its :attr:`router` carries the lifespan (include it after ``hub.router``) and the
-    routes, under ``prefix`` (default ``/kafka``):
-
-    =====  ===================================  ==========================================
-    GET    ``/kafka/health``                    health of every Kafka client
-    POST   ``/kafka/events/{domain}/connect``   session mode: the caller's consumer for a
-                                                domain; events arrive on its private channel
-                                                with event type ``domain``
-    POST   ``/kafka/events/{domain}/disconnect``  session mode: close that consumer
-    POST   ``/kafka/cleanup``                   session mode: close all the caller's consumers
-    =====  ===================================  ==========================================
+    :meth:`start` and :meth:`stop` block on the broker (group joins, LeaveGroup, flush):
+    call them off an event loop. Native log notes go to the ``sessionstream.kafka``
+    logger when :meth:`log_notes` is called and on :meth:`stop`.
     """
 
-    def __init__(
-        self, hub: StreamHub, settings: KafkaSettings | None = None, *, prefix: str = "/kafka"
-    ) -> None:
+    def __init__(self, hub: _core.Hub, settings: KafkaSettings | None = None) -> None:
         self.hub = hub
         self.settings = settings if settings is not None else KafkaSettings.from_env()
-        self.prefix = prefix
         self.source: _core.KafkaSource | None = None
         self.pool: _core.KafkaSessionPool | None = None
         self.sink: _core.KafkaSink | None = None
-        self._pump: asyncio.Task[None] | None = None
-        self.router: APIRouter = self._build_router()
-        if self.settings.configured:
-            # One /health covers the pipeline: an unreachable broker degrades it too.
-            # Counts only there; per-session detail is at /kafka/health, behind the
-            # same gate as /health's session listing.
-            hub.add_health_section("kafka", lambda: self.health(session_ids="none"))
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -319,15 +291,15 @@ class KafkaStream:
     def running(self) -> bool:
         return any(c is not None for c in (self.source, self.pool, self.sink))
 
-    async def start(self) -> None:
-        """Create and start the configured clients on the hub's native core."""
-        if self.running or not self.settings.configured:
-            if not self.settings.configured:
-                logger.info("Kafka not configured (no bootstrap servers); not started")
+    def start(self) -> None:
+        """Create and start the configured clients; on an error, stop what started."""
+        if self.running:
+            return
+        if not self.settings.configured:
+            logger.info("Kafka not configured (no bootstrap servers); not started")
             return
         s = self.settings
         props = s.client_properties()
-        native = self.hub.native
         try:
             if s.mode in ("node", "both"):
                 topics = s.node_topics
@@ -337,7 +309,7 @@ class KafkaStream:
                         " (SESSIONSTREAM_KAFKA_TOPICS=party,deposits)"
                     )
                 self.source = _core.KafkaSource(
-                    native,
+                    self.hub,
                     properties=props,
                     topics=list(topics),
                     channel=s.channel,
@@ -351,11 +323,9 @@ class KafkaStream:
                     replay_timeout=s.replay_timeout,
                 )
                 self.source.start()
-                # The source fills resume gaps by seeking partitions, which blocks.
-                self.hub.blocking_resume = True
             if s.mode in ("session", "both"):
                 self.pool = _core.KafkaSessionPool(
-                    native,
+                    self.hub,
                     properties=props,
                     domains=list(s.domains.items()),
                     channel=s.session_channel,
@@ -373,18 +343,8 @@ class KafkaStream:
                 self.sink = _core.KafkaSink(properties=props)
                 self.sink.start()
         except BaseException:
-            await self.stop()
+            self.stop()
             raise
-        self._pump = asyncio.create_task(self._pump_notes(), name="sessionstream-kafka-log")
-        if self.source is not None and s.ready_timeout > 0:
-            ready = await asyncio.to_thread(self.source.wait_ready, s.ready_timeout)
-            if not ready:
-                logger.warning(
-                    "Kafka source not assigned after %.1f s; streaming starts when the broker"
-                    " answers (%s)",
-                    s.ready_timeout,
-                    self.source.health()["reason"] or "no reason reported",
-                )
         logger.info(
             "Kafka started: mode=%s topics=%s group=%s",
             s.mode,
@@ -392,47 +352,40 @@ class KafkaStream:
             self.source.group_id if self.source is not None else "-",
         )
 
-    async def stop(self) -> None:
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether the node source got its partitions within ``timeout`` seconds (true
+        when there is no node source)."""
+        if self.source is None:
+            return True
+        ready = self.source.wait_ready(timeout)
+        if not ready:
+            logger.warning(
+                "Kafka source not assigned after %.1f s; streaming starts when the broker"
+                " answers (%s)",
+                timeout,
+                self.source.health()["reason"] or "no reason reported",
+            )
+        return bool(ready)
+
+    def stop(self) -> None:
         """Stop every client: consumers leave their groups, the producer flushes."""
         source, pool, sink = self.source, self.pool, self.sink
         self.source = self.pool = self.sink = None
-        # Closing blocks on the broker (LeaveGroup, flush): off the event loop.
         if source is not None:
-            await asyncio.to_thread(source.stop)
+            source.stop()
         if pool is not None:
-            await asyncio.to_thread(pool.stop)
+            pool.stop()
         if sink is not None:
-            await asyncio.to_thread(sink.stop, 5.0)
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-            self._pump = None
+            sink.stop(5.0)
         for client in (source, pool, sink):
             if client is not None:
-                self._log_notes(client)
+                _log_notes(client)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app: Any) -> AsyncIterator[dict[str, Any]]:
-        await self.start()
-        try:
-            if app is not None and hasattr(app, "state"):
-                app.state.sessionstream_kafka = self
-            yield {"sessionstream_kafka": self}
-        finally:
-            await self.stop()
-
-    async def _pump_notes(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.log_interval)
-            for client in (self.source, self.pool, self.sink):
-                if client is not None:
-                    self._log_notes(client)
-
-    @staticmethod
-    def _log_notes(client: Any) -> None:
-        for level, kind, message in client.take_log_notes():
-            logger.log(_LEVELS.get(level, logging.INFO), "%s [%s]", message, kind)
+    def log_notes(self) -> None:
+        """Send what the native clients noted since the last call to the logger."""
+        for client in (self.source, self.pool, self.sink):
+            if client is not None:
+                _log_notes(client)
 
     # -- producing ------------------------------------------------------------------
 
@@ -479,7 +432,7 @@ class KafkaStream:
 
     # -- health ------------------------------------------------------------------------
 
-    def health(self, *, session_ids: Literal["hash", "full", "none"] = "hash") -> dict[str, Any]:
+    def health(self, *, session_ids: SessionIdDisplay = "hash") -> dict[str, Any]:
         """Health of every Kafka client: ``status`` ``healthy``/``degraded``/``disabled``
         with ``reasons``, the node consumer (assignments, lag per partition), the session
         pool in seed 000's shape (sessions, domains, created, age) and the producer."""
@@ -530,79 +483,21 @@ class KafkaStream:
         doc["reasons"] = reasons
         return doc
 
-    # -- routes ---------------------------------------------------------------------------
 
-    def _build_router(self) -> APIRouter:
-        router = APIRouter(lifespan=self.lifespan, tags=["sessionstream-kafka"])  # type: ignore[arg-type]
-        prefix = self.prefix
-
-        def failure(exc: Exception) -> JSONResponse:
-            if isinstance(exc, KafkaPoolFullError):
-                return error_response(
-                    503,
-                    "kafka_pool_full",
-                    str(exc),
-                    headers={"Retry-After": str(self.hub.config.retry_after_seconds)},
-                    limit=getattr(exc, "limit", None),
-                )
-            if isinstance(exc, (_core.InvalidArgumentError, ValueError)):
-                return error_response(400, "invalid_domain", str(exc))
-            if isinstance(exc, _core.ClosedError):
-                return error_response(503, "kafka_unavailable", str(exc))
-            return error_response(502, "kafka_error", str(exc))
-
-        @router.get(prefix + "/health", summary="Kafka health")
-        async def kafka_health(request: Request) -> JSONResponse:
-            visible = await sessions_visible(self.hub, request)
-            display = self.hub.config.health_session_ids if visible else "none"
-            doc = await asyncio.to_thread(self.health, session_ids=display)
-            # Degraded is reported, not failed: like /health, the node still serves.
-            return JSONResponse(doc)
-
-        @router.post(prefix + "/events/{domain}/connect", summary="Open the session's consumer")
-        async def connect(domain: str, session: SessionDep) -> JSONResponse:
-            try:
-                info = await asyncio.to_thread(self.open_session, session.id, domain)
-            except (_core.SessionStreamError, ValueError) as exc:
-                return failure(exc)
-            return JSONResponse(
-                {
-                    "domain": domain,
-                    "channel": info["channel"],
-                    "event": domain,
-                    "created": info["created"],
-                    "assigned": info["assigned"],
-                }
-            )
-
-        @router.post(prefix + "/events/{domain}/disconnect", summary="Close one domain")
-        async def disconnect(domain: str, session: SessionDep) -> JSONResponse:
-            try:
-                closed = await asyncio.to_thread(self.close_session_domain, session.id, domain)
-            except _core.SessionStreamError as exc:
-                return failure(exc)
-            return JSONResponse({"domain": domain, "closed": closed})
-
-        @router.post(prefix + "/cleanup", summary="Close every consumer of the session")
-        async def cleanup(session: SessionDep) -> JSONResponse:
-            try:
-                closed = await asyncio.to_thread(self.close_session, session.id)
-            except _core.SessionStreamError as exc:
-                return failure(exc)
-            return JSONResponse({"closed_consumers": closed})
-
-        return router
+def _log_notes(client: Any) -> None:
+    for level, kind, message in client.take_log_notes():
+        logger.log(_LEVELS.get(level, logging.INFO), "%s [%s]", message, kind)
 
 
 __all__ = [
     "KafkaAdmin",
+    "KafkaClients",
     "KafkaError",
     "KafkaPoolFullError",
     "KafkaSessionPool",
     "KafkaSettings",
     "KafkaSink",
     "KafkaSource",
-    "KafkaStream",
     "encode_value",
     "parse_domains",
     "parse_properties",

@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from sessionstream.fastapi import StreamHub
-from sessionstream.kafka import KafkaSettings, KafkaStream
+from sessionstream.fastapi.kafka import KafkaStream
+from sessionstream.kafka import KafkaSettings
 
 
 class Produce(BaseModel):

@@ -6,7 +6,8 @@ import pytest
 
 import sessionstream as ss
 from sessionstream import _core
-from sessionstream.kafka import KafkaSettings, KafkaStream, parse_domains, parse_properties
+from sessionstream.fastapi.kafka import KafkaStream
+from sessionstream.kafka import KafkaSettings, parse_domains, parse_properties
 
 CONNECTION = (
     "Endpoint=sb://demo-ns.servicebus.windows.net/;SharedAccessKeyName=listen;"

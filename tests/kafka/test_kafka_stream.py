@@ -11,7 +11,8 @@ import pytest
 import sessionstream as ss
 from sessionstream.config import StreamConfig
 from sessionstream.fastapi import StreamHub
-from sessionstream.kafka import KafkaSettings, KafkaStream
+from sessionstream.fastapi.kafka import KafkaStream
+from sessionstream.kafka import KafkaSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio]
 

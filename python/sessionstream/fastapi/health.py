@@ -11,7 +11,6 @@ session id is a bearer secret.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import os
 import secrets
@@ -26,17 +25,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sessionstream.fastapi.errors import StreamHTTPError
+from sessionstream.session_ids import session_key
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
     from sessionstream.fastapi.hub import StreamHub
-
-
-def session_key(session_id: str, display: str) -> str:
-    if display == "full":
-        return session_id
-    return "h:" + hashlib.sha256(session_id.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,13 +51,13 @@ from sessionstream.config import Policy, StreamConfig
 from sessionstream.fastapi import logs as connection_logs
 from sessionstream.fastapi.delivery import LoopDelivery, Slot
 from sessionstream.fastapi.errors import StreamHTTPError, limit_error, shutting_down_error
-from sessionstream.fastapi.health import session_key
 from sessionstream.fastapi.messages import RESERVED_TYPES, MessageHandler
 from sessionstream.fastapi.native import HANDOFF_EXTENSION, NativeDelivery, NativeSlot
 from sessionstream.fastapi.origin import parse_origins
 from sessionstream.fastapi.rate_limit import RateKey, RateLimits
 from sessionstream.fastapi.session import StreamSession, session_from
 from sessionstream.redis_backend import RedisBackend, hub_sequencing, session_store
+from sessionstream.session_ids import session_key
 
 if TYPE_CHECKING:
     from fastapi import APIRouter

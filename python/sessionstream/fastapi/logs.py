@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
-from sessionstream.fastapi.health import session_key
+from sessionstream.session_ids import session_key
 
 if TYPE_CHECKING:
     from sessionstream._core import LifecycleEvent

@@ -1,8 +1,8 @@
 // The WebSocket reader of the native engine: Beast's server stream with the
 // options WebSocketSession sets (no auto-fragment, a message size cap), fed
 // client bytes after a handshake. Modes: 0 arbitrary frames after a valid
-// upgrade, 1 arbitrary upgrade request and frames, 2 a valid masked,
-// fragmented message that must read back byte for byte.
+// upgrade (no crash, no message beyond the cap), 1 arbitrary upgrade request and frames, 2 a valid
+// masked, fragmented message that must read back byte for byte.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <boost/asio/io_context.hpp>
@@ -92,11 +92,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   FuzzedDataProvider input(bytes, size);
   const unsigned mode = input.ConsumeIntegralInRange<unsigned>(0, 2);
   if (mode == 0) {
-    const Read read = serve(kUpgrade, input.ConsumeRemainingBytesAsString());
-    for (std::size_t i = 0; i < read.messages.size(); ++i) {
-      // Beast fails text messages that are not UTF-8 (1007) before we see them.
-      if (read.text[i] && !sessionstream::is_valid_utf8(read.messages[i])) std::abort();
-    }
+    // Beast fails most text that is not UTF-8 (1007) but not a sequence cut
+    // off by an empty final fragment, so the engine checks each message again
+    // (RawWebSocket.Utf8SequenceCutOffByAnEmptyFinalFragmentIs1007).
+    (void)serve(kUpgrade, input.ConsumeRemainingBytesAsString());
   } else if (mode == 1) {
     const std::string request = input.ConsumeRandomLengthString(512);
     (void)serve(request, input.ConsumeRemainingBytesAsString());

@@ -47,6 +47,7 @@ TEST(EdgeFrames, CloseCodesPerReason) {
   EXPECT_EQ(frames::close_code("slow_consumer"), 4001);
   EXPECT_EQ(frames::close_code("session_cleanup"), 4002);
   EXPECT_EQ(frames::close_code("client_gone"), 4003);
+  EXPECT_EQ(frames::close_code("invalid_utf8"), 1007);
   EXPECT_EQ(frames::close_code("anything else"), 1000);
 }
 

@@ -430,7 +430,23 @@ TEST_F(RawWebSocket, InvalidUtf8TextIs1007) {
   send(test::client_frame(1, "\"\xC3\x28\""));
   EXPECT_EQ(close_code(), 1007);
   expect_closed_connection();
-  EXPECT_TRUE(h->engine().take_inbound().size() == 1u);  // only the closed notice
+  const auto messages = h->engine().take_inbound();
+  ASSERT_EQ(messages.size(), 1u);  // only the closed notice
+  EXPECT_EQ(messages[0].text, "invalid_utf8");
+}
+
+// Beast 1.74 checks UTF-8 frame by frame and misses a sequence that an empty
+// final fragment leaves unfinished (found by the ws_frame fuzzer).
+TEST_F(RawWebSocket, Utf8SequenceCutOffByAnEmptyFinalFragmentIs1007) {
+  open();
+  send(test::client_frame(1, "\xC4", false));
+  send(test::client_frame(0, "", true));
+  EXPECT_EQ(close_code(), 1007);
+  expect_closed_connection();
+  const auto messages = h->engine().take_inbound();
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].kind, InboundMessage::Kind::closed);
+  EXPECT_EQ(messages[0].text, "invalid_utf8");
 }
 
 TEST_F(RawWebSocket, MessageBeyondTheHardLimitIs1009) {

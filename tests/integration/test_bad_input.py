@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from .support import ServerProcess, SSEClient, WSClient, get_health, session_id, subscribers
+from .support import (
+    ServerProcess,
+    SSEClient,
+    WSClient,
+    eventually,
+    get_health,
+    session_id,
+    subscribers,
+)
 
 BAD_SESSION_IDS = ["short", "has space in it", "semi;colon-12345", "x" * 200, "session:abc12345"]
 
@@ -148,6 +158,66 @@ async def test_bad_websocket_messages_get_error_frames_and_the_socket_survives(
         assert await ws.next_type("pong")
         assert await subscribers(stream_server, channel) == 1
     assert await _baseline(stream_server) == before
+
+
+def _client_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    # Masked with a zero key, which leaves the payload as it is.
+    assert len(payload) < 126
+    return (
+        struct.pack("!BB", (0x80 if fin else 0) | opcode, 0x80 | len(payload)) + b"\0" * 4 + payload
+    )
+
+
+async def _read_close_code(reader: asyncio.StreamReader) -> int:
+    """Reads server frames until the close frame; its status code."""
+    while True:
+        first, second = await asyncio.wait_for(reader.readexactly(2), 10.0)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8), "big")
+        payload = await reader.readexactly(length)
+        if first & 0x0F == 0x8:
+            return int.from_bytes(payload[:2], "big")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "fragments",
+    [
+        [(0x1, b'{"type": "ping", "x": "\xc3\x28"}', True)],
+        # A sequence left unfinished by an empty final fragment.
+        [(0x1, b"\xc4", False), (0x0, b"", True)],
+    ],
+    ids=["invalid-sequence", "cut-off-by-empty-final-fragment"],
+)
+async def test_websocket_text_that_is_not_utf8_fails_the_connection_with_1007(
+    stream_server: ServerProcess, fragments: list[tuple[int, bytes, bool]]
+) -> None:
+    before = await _baseline(stream_server)
+    address = urlsplit(stream_server.url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        writer.write(
+            f"GET /stream/ws HTTP/1.1\r\nHost: {address.netloc}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nX-Session-ID: {session_id('u')}\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        for opcode, payload, fin in fragments:
+            writer.write(_client_frame(opcode, payload, fin=fin))
+        await writer.drain()
+        assert await _read_close_code(reader) == 1007
+    finally:
+        writer.close()
+    await _assert_still_serving(stream_server)
+
+    async def back_to_baseline() -> bool:
+        return await _baseline(stream_server) == before
+
+    await eventually(back_to_baseline, what="the connection to be released")
 
 
 @pytest.mark.asyncio

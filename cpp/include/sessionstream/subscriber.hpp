@@ -39,6 +39,8 @@ inline constexpr std::string_view replaced = "replaced";
 inline constexpr std::string_view shutdown = "shutdown";
 inline constexpr std::string_view client_gone = "client_gone";
 inline constexpr std::string_view session_cleanup = "session_cleanup";
+// A WebSocket text message that is not UTF-8 (RFC 6455 section 8.1: close, 1007).
+inline constexpr std::string_view invalid_utf8 = "invalid_utf8";
 }  // namespace close_reason
 
 // The SSE id of the close frame of a stream closed as replaced. It can never be

@@ -38,6 +38,7 @@ std::uint16_t close_code(std::string_view reason) noexcept {
   if (reason == close_reason::slow_consumer) return 4001;
   if (reason == close_reason::session_cleanup) return 4002;
   if (reason == close_reason::client_gone) return 4003;
+  if (reason == close_reason::invalid_utf8) return 1007;
   return 1000;
 }
 

@@ -9,6 +9,7 @@
 #include "edge/frames.hpp"
 #include "edge/worker.hpp"
 #include "sessionstream/subscriber.hpp"
+#include "sessionstream/utf8.hpp"
 
 namespace sessionstream::edge {
 
@@ -125,7 +126,8 @@ void WebSocketSession::on_read(const boost::system::error_code& ec) {
   if (ec) {
     // The peer closed, went away, timed out or broke the protocol (Beast has
     // sent the close frame with the matching code then).
-    close(close_reason::client_gone);
+    close(ec == websocket::error::bad_frame_payload ? close_reason::invalid_utf8
+                                                    : close_reason::client_gone);
     return;
   }
   if (!ws_.is_message_done()) {
@@ -160,7 +162,14 @@ void WebSocketSession::handle_message() {
     reply(frames::binary_not_supported());
     return;
   }
-  if (!shared.inbound.push_text(id_, beast::buffers_to_string(read_buffer_.data()))) {
+  std::string text = beast::buffers_to_string(read_buffer_.data());
+  // Beast checks UTF-8 as frames arrive but lets a sequence cut off by an
+  // empty final fragment through; nothing that is not UTF-8 may reach the host.
+  if (!is_valid_utf8(text)) {
+    connection_->subscriber()->close(close_reason::invalid_utf8);
+    return;
+  }
+  if (!shared.inbound.push_text(id_, std::move(text))) {
     Counters::add(counters.inbound_dropped);
     reply(frames::busy());
   }

@@ -8,7 +8,7 @@
 #include "edge/buffer_view.hpp"
 #include "edge/frames.hpp"
 #include "edge/worker.hpp"
-#include "sessionstream/subscriber.hpp"
+#include "sessionstream/core/subscriber.hpp"
 
 namespace sessionstream::edge {
 

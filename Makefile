@@ -59,8 +59,13 @@ sdist:
 test-wheel: wheel
 	$(PY) -m pytest -m packaging tests/packaging
 
+# Every C++ file under cpp/: the folders (common, core, sessions, sources/kafka,
+# sources/redis, edge) one and two levels down, the bindings, tests and fuzzers.
+CPP_SOURCES = $(wildcard $(foreach d,cpp/include/sessionstream cpp/src cpp/tests,\
+	$(d)/*.hpp $(d)/*/*.[ch]pp $(d)/*/*/*.[ch]pp) cpp/bindings/*.[ch]pp cpp/fuzz/*.cpp)
+
 format:
-	clang-format -i cpp/include/sessionstream/*.hpp cpp/include/sessionstream/edge/*.hpp cpp/src/edge/* cpp/src/redis/* cpp/src/kafka/* cpp/src/*.cpp cpp/src/*.hpp cpp/bindings/*.cpp cpp/bindings/*.hpp cpp/tests/*.cpp bench/micro/*.cpp
+	clang-format -i $(CPP_SOURCES) bench/micro/*.cpp
 	$(PY) -m ruff format python tests examples bench
 
 lint:

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "sessionstream/hub.hpp"
+#include "sessionstream/core/hub.hpp"
 
 namespace {
 std::atomic<std::uint64_t> g_allocations{0};

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "sessionstream/errors.hpp"
-#include "sessionstream/log_note.hpp"
-#include "sessionstream/thread_faults.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/common/log_note.hpp"
+#include "sessionstream/common/thread_faults.hpp"
 
 namespace sessionstream::bindings {
 

@@ -2,10 +2,10 @@
 
 #include "bindings.hpp"
 #include "conversions.hpp"
-#include "sessionstream/connection_manager.hpp"
-#include "sessionstream/errors.hpp"
-#include "sessionstream/session_id.hpp"
-#include "sessionstream/utf8.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/common/utf8.hpp"
+#include "sessionstream/sessions/connection_manager.hpp"
+#include "sessionstream/sessions/session_id.hpp"
 
 namespace py = pybind11;
 

@@ -8,8 +8,8 @@
 
 #include "bindings.hpp"
 #include "conversions.hpp"
+#include "sessionstream/common/errors.hpp"
 #include "sessionstream/edge/engine.hpp"
-#include "sessionstream/errors.hpp"
 
 namespace py = pybind11;
 

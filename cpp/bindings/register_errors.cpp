@@ -1,8 +1,8 @@
 #include <exception>
 
 #include "bindings.hpp"
-#include "sessionstream/errors.hpp"
-#include "sessionstream/limits.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/sessions/limits.hpp"
 
 namespace py = pybind11;
 

@@ -2,10 +2,10 @@
 
 #include "bindings.hpp"
 #include "conversions.hpp"
-#include "sessionstream/errors.hpp"
-#include "sessionstream/hub.hpp"
-#include "sessionstream/lifecycle.hpp"
-#include "sessionstream/notifier.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/core/hub.hpp"
+#include "sessionstream/core/lifecycle.hpp"
+#include "sessionstream/core/notifier.hpp"
 
 namespace py = pybind11;
 

@@ -10,13 +10,13 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
-#include "sessionstream/errors.hpp"
-#include "sessionstream/kafka_admin.hpp"
-#include "sessionstream/kafka_config.hpp"
-#include "sessionstream/kafka_session_pool.hpp"
-#include "sessionstream/kafka_sink.hpp"
-#include "sessionstream/kafka_source.hpp"
-#include "sessionstream/utf8.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/common/utf8.hpp"
+#include "sessionstream/sources/kafka/admin.hpp"
+#include "sessionstream/sources/kafka/config.hpp"
+#include "sessionstream/sources/kafka/session_pool.hpp"
+#include "sessionstream/sources/kafka/sink.hpp"
+#include "sessionstream/sources/kafka/source.hpp"
 
 namespace py = pybind11;
 
@@ -507,7 +507,7 @@ void register_kafka(py::module_& m) {
 
 #include <memory>
 
-#include "sessionstream/errors.hpp"
+#include "sessionstream/common/errors.hpp"
 
 namespace py = pybind11;
 

@@ -5,15 +5,15 @@
 
 #include "bindings.hpp"
 #include "conversions.hpp"
-#include "sessionstream/errors.hpp"
-#include "sessionstream/session_store.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/sessions/session_store.hpp"
 
 #ifndef SESSIONSTREAM_NO_REDIS
 
-#include "sessionstream/hub.hpp"
-#include "sessionstream/redis_config.hpp"
-#include "sessionstream/redis_session_store.hpp"
-#include "sessionstream/redis_source.hpp"
+#include "sessionstream/core/hub.hpp"
+#include "sessionstream/sources/redis/config.hpp"
+#include "sessionstream/sources/redis/session_store.hpp"
+#include "sessionstream/sources/redis/source.hpp"
 
 namespace py = pybind11;
 

@@ -3,15 +3,15 @@
 
 #include "bindings.hpp"
 #include "conversions.hpp"
-#include "sessionstream/errors.hpp"
+#include "sessionstream/common/errors.hpp"
 
 #ifndef SESSIONSTREAM_NO_REDIS
 
 #include <pybind11/stl.h>
 
-#include "sessionstream/hub.hpp"
-#include "sessionstream/redis_config.hpp"
-#include "sessionstream/redis_stream_bus.hpp"
+#include "sessionstream/core/hub.hpp"
+#include "sessionstream/sources/redis/config.hpp"
+#include "sessionstream/sources/redis/stream_bus.hpp"
 
 namespace py = pybind11;
 

@@ -2,8 +2,8 @@
 
 #include "bindings.hpp"
 #include "conversions.hpp"
-#include "sessionstream/errors.hpp"
-#include "sessionstream/session_store.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/sessions/session_store.hpp"
 
 namespace py = pybind11;
 

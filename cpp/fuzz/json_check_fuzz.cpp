@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "sessionstream/json_check.hpp"
+#include "sessionstream/common/json_check.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace sessionstream;

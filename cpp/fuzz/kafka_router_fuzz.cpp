@@ -9,9 +9,9 @@
 #include <string>
 #include <variant>
 
-#include "sessionstream/errors.hpp"
-#include "sessionstream/json_check.hpp"
-#include "sessionstream/kafka_router.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/common/json_check.hpp"
+#include "sessionstream/sources/kafka/router.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
   using namespace sessionstream;

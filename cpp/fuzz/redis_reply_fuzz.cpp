@@ -11,9 +11,9 @@
 #include <string>
 #include <string_view>
 
-#include "sessionstream/errors.hpp"
-#include "sessionstream/json_check.hpp"
-#include "sessionstream/redis_source.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/common/json_check.hpp"
+#include "sessionstream/sources/redis/source.hpp"
 
 namespace {
 

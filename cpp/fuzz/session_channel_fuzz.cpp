@@ -7,10 +7,10 @@
 #include <string>
 #include <string_view>
 
-#include "sessionstream/errors.hpp"
-#include "sessionstream/hub.hpp"
-#include "sessionstream/session_id.hpp"
-#include "sessionstream/utf8.hpp"
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/common/utf8.hpp"
+#include "sessionstream/core/hub.hpp"
+#include "sessionstream/sessions/session_id.hpp"
 
 namespace {
 

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "sessionstream/event.hpp"
-#include "sessionstream/json_check.hpp"
+#include "sessionstream/common/json_check.hpp"
+#include "sessionstream/core/event.hpp"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "sessionstream/utf8.hpp"
+#include "sessionstream/common/utf8.hpp"
 
 namespace {
 

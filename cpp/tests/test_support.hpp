@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "sessionstream/event.hpp"
-#include "sessionstream/subscriber.hpp"
+#include "sessionstream/core/event.hpp"
+#include "sessionstream/core/subscriber.hpp"
 
 namespace sessionstream::test {
 

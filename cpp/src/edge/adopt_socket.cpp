@@ -12,7 +12,7 @@
 #include <string>
 #include <utility>
 
-#include "sessionstream/errors.hpp"
+#include "sessionstream/common/errors.hpp"
 
 namespace sessionstream::edge {
 

@@ -13,7 +13,7 @@
 #include "edge/sse_session.hpp"
 #include "edge/websocket_session.hpp"
 #include "edge/worker.hpp"
-#include "sessionstream/errors.hpp"
+#include "sessionstream/common/errors.hpp"
 
 namespace sessionstream::edge {
 

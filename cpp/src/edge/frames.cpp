@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "sessionstream/event.hpp"
-#include "sessionstream/subscriber.hpp"
+#include "sessionstream/core/event.hpp"
+#include "sessionstream/core/subscriber.hpp"
 
 namespace sessionstream::edge::frames {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "sessionstream/core/notifier.hpp"
 #include "sessionstream/edge/engine.hpp"
-#include "sessionstream/notifier.hpp"
 
 namespace sessionstream::edge {
 

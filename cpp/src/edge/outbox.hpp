@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "sessionstream/connection_manager.hpp"
-#include "sessionstream/notifier.hpp"
+#include "sessionstream/core/notifier.hpp"
+#include "sessionstream/sessions/connection_manager.hpp"
 
 namespace sessionstream::edge {
 

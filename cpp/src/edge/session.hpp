@@ -5,7 +5,7 @@
 #include <memory>
 #include <string_view>
 
-#include "sessionstream/connection_manager.hpp"
+#include "sessionstream/sessions/connection_manager.hpp"
 
 namespace sessionstream::edge {
 

@@ -6,7 +6,7 @@
 
 #include "edge/buffer_view.hpp"
 #include "edge/worker.hpp"
-#include "sessionstream/subscriber.hpp"
+#include "sessionstream/core/subscriber.hpp"
 
 namespace sessionstream::edge {
 

@@ -7,8 +7,8 @@
 
 #include "edge/frames.hpp"
 #include "edge/session.hpp"
+#include "sessionstream/core/event.hpp"
 #include "sessionstream/edge/engine.hpp"
-#include "sessionstream/event.hpp"
 
 namespace sessionstream::edge {
 

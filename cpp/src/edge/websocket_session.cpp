@@ -8,8 +8,8 @@
 #include "edge/buffer_view.hpp"
 #include "edge/frames.hpp"
 #include "edge/worker.hpp"
-#include "sessionstream/subscriber.hpp"
-#include "sessionstream/utf8.hpp"
+#include "sessionstream/common/utf8.hpp"
+#include "sessionstream/core/subscriber.hpp"
 
 namespace sessionstream::edge {
 

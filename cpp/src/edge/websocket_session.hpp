@@ -11,8 +11,8 @@
 #include "edge/outbox.hpp"
 #include "edge/session.hpp"
 #include "edge/token_bucket.hpp"
+#include "sessionstream/core/event.hpp"
 #include "sessionstream/edge/engine.hpp"
-#include "sessionstream/event.hpp"
 
 namespace sessionstream::edge {
 

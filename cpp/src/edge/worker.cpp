@@ -8,7 +8,7 @@
 #include <system_error>
 #include <utility>
 
-#include "sessionstream/subscriber.hpp"
+#include "sessionstream/core/subscriber.hpp"
 
 namespace sessionstream::edge {
 

@@ -13,7 +13,7 @@
 
 #include "edge/session.hpp"
 #include "edge/shared_state.hpp"
-#include "sessionstream/notifier.hpp"
+#include "sessionstream/core/notifier.hpp"
 
 namespace sessionstream::edge {
 

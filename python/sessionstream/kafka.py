@@ -21,7 +21,6 @@ code or from ``SESSIONSTREAM_KAFKA_*`` environment variables (:meth:`KafkaSettin
 from __future__ import annotations
 
 import dataclasses
-import json as _json
 import logging
 import os
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sessionstream import _core
+from sessionstream.payload import encode_payload
 from sessionstream.session_ids import SessionIdDisplay, session_key
 
 logger = logging.getLogger("sessionstream.kafka")
@@ -260,15 +260,6 @@ def _parse_field(name: str, raw: str) -> Any:
     return raw
 
 
-def encode_value(data: Any) -> tuple[str | bytes, bool]:
-    """``(payload, is_json)``: dict/list/JSON scalars are JSON-encoded, str/bytes as given."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data), False
-    if isinstance(data, str):
-        return data, False
-    return _json.dumps(data, separators=(",", ":"), ensure_ascii=False), True
-
-
 class KafkaClients:
     """The Kafka clients of one native :class:`~sessionstream.Hub`: the node source, the
     session pool and the producer that :class:`KafkaSettings` asks for.
@@ -406,7 +397,7 @@ class KafkaClients:
         """
         if self.sink is None:
             raise _core.ClosedError("the Kafka producer is not running (Kafka not configured?)")
-        value, _ = encode_value(data)
+        value, _ = encode_payload(data)
         self.sink.produce(
             topic, value, key=key, headers=list((headers or {}).items()), partition=partition
         )
@@ -498,7 +489,6 @@ __all__ = [
     "KafkaSettings",
     "KafkaSink",
     "KafkaSource",
-    "encode_value",
     "parse_domains",
     "parse_properties",
 ]

@@ -1,9 +1,15 @@
-"""``StreamHub``: the native core, its lifecycle in a FastAPI app, and the Python API.
+"""``StreamHub``: the one object an app holds, a facade over the parts with one role each.
 
-A hub owns one native ``Hub`` (channels, history, fan-out), one ``ConnectionManager``
-(sessions, tabs, limits, swap state) and one ``SessionStore``; per event loop it owns one
-:class:`~sessionstream.fastapi.delivery.LoopDelivery`. Its router carries the stream
-routes and its lifespan, so including the router is all an app does::
+* :class:`~sessionstream.fastapi.runtime.HubRuntime`: the native ``Hub``, the
+  ``ConnectionManager`` and the session store, created at start and closed at shutdown;
+* :class:`~sessionstream.fastapi.connections.StreamConnections`: opening streams and the
+  deliveries that carry them (per event loop in Python, the native engine);
+* :class:`~sessionstream.fastapi.hooks.HubHooks`: the app's message handlers, health
+  sections and lifecycle listeners;
+* :class:`~sessionstream.fastapi.observability.HubSampler`: rates and recent incidents.
+
+Its router carries the stream routes and its lifespan, so including the router is all an
+app does::
 
     hub = StreamHub()
     app = FastAPI()
@@ -18,118 +24,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import inspect
-import json as _json
 import logging
-import signal
-import sys
-import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.requests import Request
 
 from sessionstream._core import (
-    ClosedError,
     Connection,
     ConnectionManager,
     Hub,
-    InvalidArgumentError,
-    LifecycleEvent,
-    LimitExceededError,
     SessionStore,
-    TooManyChannelsError,
-    UnavailableError,
-    is_foreign_private_channel,
     private_channel,
     validate_session_id,
 )
 from sessionstream.config import Policy, StreamConfig
 from sessionstream.fastapi import logs as connection_logs
+from sessionstream.fastapi.channels import ChannelForbiddenError, authorize_channels
+from sessionstream.fastapi.connections import StreamConnections
 from sessionstream.fastapi.delivery import LoopDelivery, Slot
-from sessionstream.fastapi.errors import StreamHTTPError, limit_error, shutting_down_error
-from sessionstream.fastapi.messages import RESERVED_TYPES, MessageHandler
-from sessionstream.fastapi.native import HANDOFF_EXTENSION, NativeDelivery, NativeSlot
+from sessionstream.fastapi.hooks import (
+    Authorizer,
+    HealthAuthorizer,
+    HealthSection,
+    HubHooks,
+    LifecycleListener,
+)
+from sessionstream.fastapi.messages import MessageHandler
+from sessionstream.fastapi.native import NativeDelivery, NativeSlot
+from sessionstream.fastapi.observability import HubSampler
 from sessionstream.fastapi.origin import parse_origins
 from sessionstream.fastapi.rate_limit import RateKey, RateLimits
+from sessionstream.fastapi.runtime import HubRuntime, HubState
 from sessionstream.fastapi.session import StreamSession, session_from
-from sessionstream.redis_backend import RedisBackend, hub_sequencing, session_store
-from sessionstream.session_ids import session_key
+from sessionstream.fastapi.signals import DrainSignals
+from sessionstream.payload import Publishable, encode_payload
+from sessionstream.redis_backend import RedisBackend
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
 logger = logging.getLogger("sessionstream")
 
-Authorizer = Callable[[StreamSession, str], "bool | Awaitable[bool]"]
-HealthAuthorizer = Callable[[Request], "bool | Awaitable[bool]"]
-LifecycleListener = Callable[[LifecycleEvent], None]
-HealthSection = Callable[[], dict[str, Any]]
-Publishable = (
-    dict[str, Any] | list[Any] | str | bytes | bytearray | memoryview | int | float | bool | None
-)
-HubState = Literal["stopped", "running", "draining"]
-
-MAX_CHANNELS_PER_REQUEST = 64
-
-
-def encode_payload(data: Any, json: bool | None) -> tuple[str | bytes, bool]:
-    """Return ``(payload, is_json)``: dict/list/number/bool/None are JSON-encoded,
-    str and bytes are sent as they are. ``json`` overrides the detected flag."""
-    if isinstance(data, str):
-        payload: str | bytes = data
-        detected = False
-    elif isinstance(data, (bytes, bytearray, memoryview)):
-        payload = bytes(data)
-        detected = False
-    elif isinstance(data, (dict, list, tuple, int, float, bool)) or data is None:
-        payload = _json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        detected = True
-    else:
-        raise TypeError(
-            f"cannot publish {type(data).__name__}: pass a dict, list, str, bytes or a JSON scalar"
-        )
-    return payload, detected if json is None else json
-
-
-class ChannelForbiddenError(StreamHTTPError):
-    def __init__(self, channel: str, why: str) -> None:
-        super().__init__(
-            403, "forbidden_channel", f"channel {channel!r}: {why}", extra={"channel": channel}
-        )
-        self.channel = channel
-
-
-class _Window:
-    """Counts of recent incidents (slow consumers, errors) for the health status."""
-
-    def __init__(self) -> None:
-        self.samples: deque[tuple[float, dict[str, float]]] = deque()
-
-    def add(self, now: float, values: dict[str, float], keep: float) -> None:
-        self.samples.append((now, values))
-        while len(self.samples) > 2 and self.samples[1][0] < now - keep:
-            self.samples.popleft()
-
-    def increase(self, key: str) -> float:
-        if len(self.samples) < 2:
-            return 0.0
-        return self.samples[-1][1].get(key, 0.0) - self.samples[0][1].get(key, 0.0)
-
-    def rate(self, key: str, span: float = 5.0) -> float:
-        if len(self.samples) < 2:
-            return 0.0
-        last_t, last = self.samples[-1]
-        first_t, first = self.samples[0]
-        for t, values in reversed(self.samples):
-            if last_t - t >= span:
-                first_t, first = t, values
-                break
-        elapsed = last_t - first_t
-        return 0.0 if elapsed <= 0 else (last.get(key, 0.0) - first.get(key, 0.0)) / elapsed
+__all__ = [
+    "Authorizer",
+    "ChannelForbiddenError",
+    "HealthAuthorizer",
+    "HealthSection",
+    "HubState",
+    "LifecycleListener",
+    "Publishable",
+    "StreamHub",
+]
 
 
 class StreamHub:
@@ -165,92 +112,63 @@ class StreamHub:
         CORS origins are trusted with the session's cookie too)."""
         self.rate_limits = RateLimits(self.config)
         """Token buckets of new connections, client messages and :meth:`rate_limited`."""
-        self._health_sections: dict[str, HealthSection] = {}
-        self._handlers: dict[str, MessageHandler] = {}
-        self._lifecycle_listeners: list[LifecycleListener] = []
-        self._state: HubState = "stopped"
+        self.hooks = HubHooks()
+        self.runtime = HubRuntime(self.config)
+        self.connections = StreamConnections(self.runtime, on_lifecycle=self._drain_lifecycle)
+        self.sampler = HubSampler(self.config.degraded_window)
+        self._signals = DrainSignals(self.request_shutdown)
+        self._sampling: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._deliveries: dict[asyncio.AbstractEventLoop, LoopDelivery] = {}
-        self._handler_tasks: set[asyncio.Task[None]] = set()
-        self._sampler: asyncio.Task[None] | None = None
-        self._window = _Window()
-        self._signals: dict[int, tuple[Any, Any]] = {}
-        self._started_at = time.time()
-        self._hub: Hub | None = None
-        self._manager: ConnectionManager | None = None
-        self._store: SessionStore | None = None
-        self._redis: RedisBackend | None = None
-        self._native: NativeDelivery | None = None
-        # Why streams fall back to Python delivery; each reason is logged once.
-        self._fallback_reasons: dict[str, int] = {}
-        # Resumes may block (a replay source seeks Kafka): then opens run off the loop.
-        self.blocking_resume = False
-        self._create_core()
+        self._add_redis_health()
         from sessionstream.fastapi.router import build_router
 
         self.router: APIRouter = build_router(self)
         """Routes (stream, session, health, metrics) and the hub's lifespan; include it."""
         connection_logs.attach(self)
 
-    # -- native objects -------------------------------------------------
+    def _add_redis_health(self) -> None:
+        if self.runtime.redis is not None:
+            self.hooks.add_health_section("redis", self.runtime.redis.health)
 
-    def _create_core(self) -> None:
-        cfg = self.config
-        self._hub = Hub(
-            history_max_events=cfg.history_max_events,
-            history_max_age=cfg.history_max_age,
-            max_event_bytes=cfg.max_event_bytes,
-            sequencing=hub_sequencing(cfg),
-            max_channels_per_connection=cfg.max_channels_per_connection,
-        )
-        self._manager = ConnectionManager(
-            self._hub,
-            max_connections=cfg.max_connections,
-            max_per_ip=cfg.max_per_ip,
-            max_per_session=cfg.max_per_session,
-            policy=cfg.policy,
-        )
-        self._store = session_store(cfg)
-        if cfg.redis_url is not None:
-            self._redis = RedisBackend(cfg, self._hub, self._store)
-            self.add_health_section("redis", self._redis.health)
-            # A resume may read the stream or wait for this node to catch up with it.
-            self.blocking_resume = self.blocking_resume or self._redis.bus is not None
-        self._started_at = time.time()
+    # -- native objects -------------------------------------------------
 
     @property
     def native(self) -> Hub:
         """The native ``Hub`` (raises ``ClosedError`` after shutdown)."""
-        if self._hub is None:
-            raise ClosedError("the stream hub is shut down")
-        return self._hub
+        return self.runtime.require_hub()
 
     @property
     def manager(self) -> ConnectionManager:
-        if self._manager is None:
-            raise ClosedError("the stream hub is shut down")
-        return self._manager
+        return self.runtime.require_manager()
 
     @property
     def redis(self) -> RedisBackend | None:
         """The Redis parts (stream bus, pub/sub source, session store) when configured."""
-        return self._redis
+        return self.runtime.redis
 
     @property
     def store(self) -> SessionStore:
         """Per-session key/value and conversation history (thread-safe natively); in Redis,
         shared by every node, when ``redis_url`` is set."""
-        if self._store is None:
-            raise ClosedError("the stream hub is shut down")
-        return self._store
+        return self.runtime.require_store()
 
     @property
     def state(self) -> HubState:
-        return self._state
+        return self.runtime.state
 
     @property
     def started_at(self) -> float:
-        return self._started_at
+        return self.runtime.started_at
+
+    @property
+    def blocking_resume(self) -> bool:
+        """Whether a resume may block (a replay source seeks Kafka, Redis catches up):
+        then connections with ``Last-Event-ID`` open off the event loop."""
+        return self.runtime.blocking_resume
+
+    @blocking_resume.setter
+    def blocking_resume(self, value: bool) -> None:
+        self.runtime.blocking_resume = value
 
     # -- publishing -----------------------------------------------------
 
@@ -272,14 +190,12 @@ class StreamHub:
         trip, the GIL released); ``UnavailableError`` then means Redis is unreachable and
         nothing was published.
         """
-        hub = self._hub
-        if hub is None:
-            raise ClosedError("the stream hub is shut down")
+        hub = self.runtime.require_hub()
         payload, is_json = encode_payload(data, json)
-        redis = self._redis
+        redis = self.runtime.redis
         if redis is not None and redis.bus is not None:
             return redis.publish(channel, payload, event, json=is_json)
-        self._refuse_while_draining()
+        self.runtime.refuse_while_draining()
         return hub.publish(channel, payload, event, json=is_json)
 
     def send_personal(
@@ -292,26 +208,15 @@ class StreamHub:
     ) -> str:
         """Publish to a session's private channel ``session:<id>``; every connection
         (tab) of that session receives it. Returns the event id."""
-        manager = self._manager
-        if manager is None:
-            raise ClosedError("the stream hub is shut down")
+        manager = self.runtime.require_manager()
         payload, is_json = encode_payload(data, json)
-        redis = self._redis
+        redis = self.runtime.redis
         if redis is not None and redis.bus is not None:
             # The session's tabs may be connected to other nodes.
             validate_session_id(session_id)
             return redis.publish(private_channel(session_id), payload, event, json=is_json)
-        self._refuse_while_draining()
+        self.runtime.refuse_while_draining()
         return manager.send_personal(session_id, payload, event, json=is_json)
-
-    def _refuse_while_draining(self) -> None:
-        # Every connection already has its shutdown frame and the history ends with this
-        # process: an event accepted now would be acknowledged and then lost.
-        if self._state == "draining":
-            raise UnavailableError(
-                "the stream hub is draining for shutdown: the event was not published;"
-                " publish it again once a running node serves the stream"
-            )
 
     def subscriber_count(self, channel: str) -> int:
         return self.native.subscriber_count(channel)
@@ -326,26 +231,20 @@ class StreamHub:
         """
 
         def register(handler: MessageHandler) -> MessageHandler:
-            self.add_message_handler(message_type, handler)
+            self.hooks.add_message_handler(message_type, handler)
             return handler
 
         return register
 
     def add_message_handler(self, message_type: str, handler: MessageHandler) -> None:
-        if message_type in RESERVED_TYPES:
-            raise ValueError(
-                f"message type {message_type!r} is built in; reserved: {sorted(RESERVED_TYPES)}"
-            )
-        if not inspect.iscoroutinefunction(handler):
-            raise TypeError(f"handler for {message_type!r} must be an async function")
-        self._handlers[message_type] = handler
+        self.hooks.add_message_handler(message_type, handler)
 
     def handler_for(self, message_type: str) -> MessageHandler | None:
-        return self._handlers.get(message_type)
+        return self.hooks.handler_for(message_type)
 
     @property
     def message_types(self) -> list[str]:
-        return sorted(RESERVED_TYPES - {"pong"} | set(self._handlers))
+        return self.hooks.message_types
 
     def add_health_section(self, name: str, section: HealthSection) -> None:
         """Include ``section()`` in ``GET /health`` under ``name``.
@@ -354,16 +253,16 @@ class StreamHub:
         makes the whole document degraded, its reasons prefixed with ``name``. Sources
         such as Kafka register here so one health check covers the whole pipeline.
         """
-        self._health_sections[name] = section
+        self.hooks.add_health_section(name, section)
 
     def health_sections(self) -> dict[str, HealthSection]:
-        return dict(self._health_sections)
+        return self.hooks.health_sections()
 
     def on_lifecycle(self, listener: LifecycleListener) -> LifecycleListener:
         """Register ``listener(event)`` for connected / disconnected / swapped / replaced /
         standby / promoted / slow_consumer / rejected events. Called on the event loop;
         keep it short."""
-        self._lifecycle_listeners.append(listener)
+        self.hooks.add_lifecycle_listener(listener)
         return listener
 
     def rate_limited(
@@ -393,74 +292,21 @@ class StreamHub:
         The session's own private channel is dropped from the result (every connection is
         subscribed to it anyway).
         """
-        own = private_channel(session.id)
-        result: list[str] = []
-        seen: set[str] = set()
-        for channel in channels:
-            if channel in seen or channel == own:
-                continue
-            seen.add(channel)
-            if len(seen) > MAX_CHANNELS_PER_REQUEST:
-                raise StreamHTTPError(
-                    400,
-                    "too_many_channels",
-                    f"at most {MAX_CHANNELS_PER_REQUEST} channels per request",
-                )
-            if is_foreign_private_channel(channel, session.id):
-                raise ChannelForbiddenError(channel, "another session's private channel")
-            if self.authorize is not None:
-                allowed = self.authorize(session, channel)
-                if inspect.isawaitable(allowed):
-                    allowed = await allowed
-                if not allowed:
-                    raise ChannelForbiddenError(channel, "not authorized for this session")
-            result.append(channel)
-        return result
+        return await authorize_channels(session, channels, self.authorize)
 
     def delivery(self) -> LoopDelivery:
         """The delivery of the running event loop (created on first use)."""
-        loop = asyncio.get_running_loop()
-        delivery = self._deliveries.get(loop)
-        if delivery is None:
-            delivery = LoopDelivery(
-                loop,
-                heartbeat_interval=self.config.heartbeat_interval,
-                on_lifecycle=self._drain_lifecycle,
-                on_inbound=self._drain_inbound,
-            )
-            self._deliveries[loop] = delivery
-        return delivery
+        return self.connections.delivery()
 
     def handoff_for(self, scope: Mapping[str, Any]) -> Any | None:
         """The server's handoff extension when this connection can be delivered natively,
         else ``None`` (the reason is logged once and counted for ``/health``)."""
-        if self._native is None or self._state != "running":
-            return None
-        handoff = (scope.get("extensions") or {}).get(HANDOFF_EXTENSION)
-        if handoff is None:
-            self._note_fallback(
-                "the server offers no sessionstream.handoff extension (start it with"
-                " `sessionstream serve` or uvicorn --http/--ws sessionstream.server classes)"
-            )
-            return None
-        reason = handoff.unavailable_reason()
-        if reason is not None:
-            self._note_fallback(reason)
-            return None
-        return handoff
-
-    def _note_fallback(self, reason: str) -> None:
-        if reason not in self._fallback_reasons:
-            if len(self._fallback_reasons) >= 32:  # reasons are few; never let them grow
-                return
-            logger.info("python delivery for a stream: %s", reason)
-            self._fallback_reasons[reason] = 0
-        self._fallback_reasons[reason] += 1
+        return self.connections.handoff_for(scope)
 
     @property
     def native_delivery(self) -> NativeDelivery | None:
         """The native engine's side of delivery while the hub runs with it."""
-        return self._native
+        return self.connections.native
 
     async def open_connection(
         self,
@@ -479,44 +325,14 @@ class StreamHub:
         :class:`StreamHTTPError` (limits, shutdown, invalid channel). The caller owns the
         connection and must close it or hand it to the engine.
         """
-        if self._state == "draining":
-            raise shutting_down_error(self.config.retry_after_seconds)
-        manager = self._manager
-        if manager is None or (native and self._native is None):
-            raise shutting_down_error(self.config.retry_after_seconds)
-        cfg = self.config
-        notifier = self._native.notifier() if native and self._native else self.delivery().notifier
-        arguments: dict[str, Any] = {
-            "notifier": notifier,
-            "ip": session.ip,
-            "channels": channels,
-            "last_event_id": last_event_id,
-            "framing": framing,
-            "overflow": cfg.overflow,
-            "mailbox_events": cfg.mailbox_events,
-            "mailbox_bytes": cfg.mailbox_bytes,
-            "policy": policy,
-            # A policy replaces tabs of the same transport only: a chat WebSocket
-            # never closes the same browser's SSE streams.
-            "group": framing,
-        }
-        try:
-            if last_event_id and self.blocking_resume:
-                # A replay may seek Kafka for up to its timeout: never on the loop.
-                connection = await asyncio.to_thread(manager.open, session.id, **arguments)
-            else:
-                connection = manager.open(session.id, **arguments)
-        except LimitExceededError as exc:
-            raise limit_error(exc, cfg.retry_after_seconds) from None
-        except ClosedError:
-            raise shutting_down_error(cfg.retry_after_seconds) from None
-        except TooManyChannelsError as exc:
-            raise StreamHTTPError(
-                400, "too_many_channels", str(exc), extra={"limit": exc.limit}
-            ) from None
-        except InvalidArgumentError as exc:
-            raise StreamHTTPError(400, "invalid_channel", str(exc)) from None
-        return connection
+        return await self.connections.open(
+            session,
+            channels,
+            last_event_id=last_event_id,
+            framing=framing,
+            policy=policy,
+            native=native,
+        )
 
     @staticmethod
     def release(delivery: LoopDelivery, slot: Slot) -> None:
@@ -527,37 +343,18 @@ class StreamHub:
             delivery.unregister(slot)
 
     def find_connection(self, connection_id: int) -> Slot | NativeSlot | None:
-        for delivery in self._deliveries.values():
-            slot = delivery.find(connection_id)
-            if slot is not None:
-                return slot
-        if self._native is not None:
-            return self._native.find(connection_id)
-        return None
+        return self.connections.find(connection_id)
 
     def delivery_counts(self) -> dict[str, dict[str, int]]:
         """Open connections per delivery mode and transport."""
-        python = {"sse": 0, "websocket": 0}
-        for delivery in self._deliveries.values():
-            for slot in delivery.slots.values():
-                python[slot.transport] = python.get(slot.transport, 0) + 1
-        native = self._native.open_connections() if self._native else {"sse": 0, "websocket": 0}
-        return {"native": native, "python": python}
+        return self.connections.counts()
 
     def delivery_status(self) -> dict[str, Any]:
         """How streams are delivered, for ``/health``."""
-        mode, why = self._expected_mode()
-        return {
-            "mode": mode,
-            "why": why,
-            "native_engine": self._native is not None,
-            "open": self.delivery_counts(),
-            "fallback_reasons": dict(self._fallback_reasons),
-        }
+        return self.connections.status()
 
     def track_handler(self, task: asyncio.Task[None]) -> None:
-        self._handler_tasks.add(task)
-        task.add_done_callback(self._handler_tasks.discard)
+        self.connections.track_handler(task)
 
     # -- session operations (seed 000) -----------------------------------
 
@@ -579,31 +376,13 @@ class StreamHub:
 
     # -- lifecycle --------------------------------------------------------
 
-    def _drain_inbound(self) -> None:
-        if self._native is not None:
-            self._native.drain_inbound()
-
     def _drain_lifecycle(self) -> None:
-        hub = self._hub
+        hub = self.runtime.hub
         if hub is None:
             return
         events = hub.take_lifecycle()
-        if not events:
-            return
-        for event in events:
-            if event.kind in ("slow_consumer", "rejected"):
-                logger.info(
-                    "%s: connection=%s session=%s %s",
-                    event.kind,
-                    event.connection_id,
-                    session_key(event.session_id, "hash"),
-                    event.detail,
-                )
-            for listener in self._lifecycle_listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    logger.exception("lifecycle listener %r failed", listener)
+        if events:
+            self.hooks.notify_lifecycle(events)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -621,46 +400,36 @@ class StreamHub:
 
     async def start(self) -> None:
         """Bind the hub to the running loop and start its background work."""
-        if self._state == "running":
+        runtime = self.runtime
+        if runtime.state == "running":
             return
-        if self._hub is None or self._hub.closed:
-            self._create_core()
+        if runtime.closed:
+            runtime.create()
+            self._add_redis_health()
         self._loop = asyncio.get_running_loop()
-        if self._redis is not None:
-            self._redis.start()
-        delivery = self.delivery()
+        if runtime.redis is not None:
+            runtime.redis.start()
+        delivery = self.connections.start()
         self.native.set_lifecycle_notifier(delivery.notifier)
-        if self.config.native_delivery and self._native is None:
-            self._native = NativeDelivery(self.config, delivery.notifier)
-        self._state = "running"
-        self._sampler = asyncio.create_task(self._sample_forever(), name="sessionstream-sampler")
-        self._install_signal_handlers()
-        mode, why = self._expected_mode()
+        runtime.state = "running"
+        self._sampling = asyncio.create_task(self._sample_forever(), name="sessionstream-sampler")
+        if self.config.drain_on_signal:
+            self._signals.install()
+        mode, why = self.connections.expected_mode()
         # Said once, where the operator sees it: under uvicorn's default logging only its
         # own loggers have handlers. Python delivery is a warning: the fix is one command.
         start_logger = logger
         if not logger.hasHandlers() and logging.getLogger("uvicorn.error").hasHandlers():
             start_logger = logging.getLogger("uvicorn.error")
+        redis = runtime.redis
+        where = redis.describe() if redis is not None else "events stay in this process"
         start_logger.log(
             logging.INFO if mode == "native" else logging.WARNING,
             "stream hub started (prefix %s): %s delivery, %s; %s",
             self.config.prefix,
             mode,
             why,
-            self._redis.describe() if self._redis is not None else "events stay in this process",
-        )
-
-    def _expected_mode(self) -> tuple[Literal["native", "python"], str]:
-        if self._native is None:
-            return "python", "native_delivery is off"
-        threads = self.config.native_threads
-        engine = f"{threads} engine thread{'s' if threads > 1 else ''}"
-        # The server resolves its protocol classes before it imports the app.
-        if "sessionstream.server.protocols" in sys.modules:
-            return "native", f"{engine}; the server offers the handoff extension"
-        return "python", (
-            f"native engine idle ({engine}): the server does not load the sessionstream.server"
-            " protocol classes; start it with `sessionstream serve` for native delivery"
+            where,
         )
 
     def request_shutdown(self) -> None:
@@ -684,105 +453,33 @@ class StreamHub:
             loop.call_soon_threadsafe(self._begin_drain)
 
     def _begin_drain(self) -> None:
-        if self._state != "running":
+        if self.runtime.state != "running":
             return
-        self._state = "draining"
+        self.runtime.state = "draining"
         logger.info("stream hub draining: closing every connection with reason shutdown")
-        if self._native is not None:
-            self._native.begin_shutdown()
-        if self._manager is not None:
-            self._manager.shutdown()
+        self.connections.begin_shutdown()
+        if self.runtime.manager is not None:
+            self.runtime.manager.shutdown()
 
     async def shutdown(self) -> None:
         """Graceful shutdown: stop accepting, send every client a shutdown frame, wait up
         to ``shutdown_timeout`` for them to flush, then cut off the rest and close the core."""
-        if self._state == "stopped" and self._hub is None:
+        if self.runtime.state == "stopped" and self.runtime.hub is None:
             return
         self._begin_drain()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.shutdown_timeout
-        deliveries = [d for d in self._deliveries.values() if d.loop is loop]
-        if deliveries:
-            waiter = asyncio.gather(*(d.wait_empty() for d in deliveries))
-            try:
-                await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                left = sum(len(d.slots) for d in deliveries)
-                logger.warning("shutdown deadline passed; cutting off %d connection(s)", left)
-                for delivery in deliveries:
-                    delivery.abort_all()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        asyncio.gather(*(d.wait_empty() for d in deliveries)), 1.0
-                    )
-        if self._native is not None and not await self._native.wait_idle(
-            max(0.0, deadline - loop.time())
-        ):
-            left = sum(self._native.open_connections().values())
-            logger.warning("shutdown deadline passed; cutting off %d native connection(s)", left)
-        handlers = [t for t in self._handler_tasks if not t.done()]
-        if handlers:
-            _, pending = await asyncio.wait(handlers, timeout=max(0.0, deadline - loop.time()))
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
-        if self._sampler is not None:
-            self._sampler.cancel()
+        await self.connections.drain(loop.time() + self.config.shutdown_timeout)
+        if self._sampling is not None:
+            self._sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sampler
-            self._sampler = None
-        self._restore_signal_handlers()
-        for delivery in list(self._deliveries.values()):
-            if delivery.loop is loop:
-                delivery.close()
-            elif not delivery.loop.is_closed():
-                # remove_reader belongs to the delivery's own loop thread.
-                delivery.loop.call_soon_threadsafe(delivery.close)
-        self._deliveries.clear()
-        if self._native is not None:
-            self._native.stop()
-            self._native = None
-        if self._redis is not None:
-            self._redis.stop()
-            self._redis.log_notes()
-            self._redis = None
-            self._health_sections.pop("redis", None)
-        if self._hub is not None:
-            self._hub.close()
-        self._hub = None
-        self._manager = None
-        self._store = None
-        self._state = "stopped"
+                await self._sampling
+            self._sampling = None
+        self._signals.restore()
+        self.connections.close()
+        self.hooks.remove_health_section("redis")
+        self.runtime.close()
         self._loop = None
         logger.info("stream hub stopped")
-
-    def _install_signal_handlers(self) -> None:
-        if not self.config.drain_on_signal:
-            return
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.getsignal(sig)
-            if not callable(previous):
-                continue
-            handler = functools.partial(self._on_signal, previous)
-            try:
-                signal.signal(sig, handler)
-            except (ValueError, OSError):  # pragma: no cover - not the main interpreter
-                continue
-            self._signals[sig] = (handler, previous)
-
-    def _restore_signal_handlers(self) -> None:
-        for sig, (handler, previous) in self._signals.items():
-            with contextlib.suppress(ValueError, OSError):
-                if signal.getsignal(sig) is handler:
-                    signal.signal(sig, previous)
-        self._signals.clear()
-
-    def _on_signal(self, previous: Callable[[int, Any], Any], signum: int, frame: Any) -> None:
-        self.request_shutdown()
-        previous(signum, frame)
 
     # -- observability ----------------------------------------------------
 
@@ -793,42 +490,25 @@ class StreamHub:
         sweep_every = max(1.0, min(30.0, self.config.history_max_age / 2))
         next_sweep = time.monotonic() + sweep_every
         while True:
-            self._sample()
-            if self._redis is not None:
-                self._redis.log_notes()
-            if time.monotonic() >= next_sweep and self._hub is not None:
-                removed = self._hub.sweep()
+            runtime = self.runtime
+            if runtime.hub is not None and runtime.manager is not None:
+                self.sampler.sample(time.monotonic(), runtime.hub, runtime.manager)
+            if runtime.redis is not None:
+                runtime.redis.log_notes()
+            if time.monotonic() >= next_sweep and runtime.hub is not None:
+                removed = runtime.hub.sweep()
                 if removed:
                     logger.debug("swept %d idle channel(s)", removed)
                 next_sweep = time.monotonic() + sweep_every
             await asyncio.sleep(1.0)
 
-    def _sample(self) -> None:
-        hub, manager = self._hub, self._manager
-        if hub is None or manager is None:
-            return
-        values: dict[str, float] = {k: float(v) for k, v in hub.metrics().items()}
-        m = manager.metrics()
-        values["total_messages"] = float(m["total_messages"])
-        values["total_errors"] = float(m["total_errors"])
-        keep = max(self.config.degraded_window, 10.0)
-        self._window.add(time.monotonic(), values, keep)
-
     def rates(self) -> dict[str, float]:
         """Per-second rates over the last few seconds."""
-        return {
-            "published_per_second": round(self._window.rate("published"), 2),
-            "delivered_per_second": round(self._window.rate("delivered"), 2),
-            "messages_per_second": round(self._window.rate("total_messages"), 2),
-        }
+        return self.sampler.rates()
 
     def recent_incidents(self) -> dict[str, float]:
         """Slow-consumer disconnects, dropped events and errors within the degraded window."""
-        return {
-            "slow_consumer_disconnects": self._window.increase("slow_consumer_disconnects"),
-            "dropped": self._window.increase("dropped"),
-            "errors": self._window.increase("total_errors"),
-        }
+        return self.sampler.recent_incidents()
 
     def metrics(self) -> dict[str, Any]:
         """Connection-manager and hub counters in one dict (see ``/metrics``)."""

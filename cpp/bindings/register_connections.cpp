@@ -27,20 +27,6 @@ const char* to_string(ResumeOutcome outcome) {
   return "live";
 }
 
-Framing parse_framing(std::string_view text) {
-  if (text == "sse") return Framing::sse;
-  if (text == "websocket") return Framing::websocket;
-  throw InvalidArgument("framing '" + utf8_excerpt(text, 64) +
-                        "' is invalid: use sse or websocket");
-}
-
-OverflowPolicy parse_overflow(std::string_view text) {
-  if (text == "disconnect") return OverflowPolicy::disconnect;
-  if (text == "drop_oldest") return OverflowPolicy::drop_oldest;
-  throw InvalidArgument("overflow policy '" + utf8_excerpt(text, 64) +
-                        "' is invalid: use disconnect or drop_oldest");
-}
-
 double unix_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
@@ -150,7 +136,7 @@ void register_connections(py::module_& m) {
             request.channels = std::move(channels);
             request.last_event_id = std::move(last_event_id);
             request.subscriber.framing = parse_framing(framing);
-            request.subscriber.overflow = parse_overflow(overflow);
+            request.subscriber.overflow = parse_overflow_policy(overflow);
             request.subscriber.limits = {positive(mailbox_events, "mailbox_events"),
                                          positive(mailbox_bytes, "mailbox_bytes")};
             if (policy) request.policy = parse_connection_policy(*policy);

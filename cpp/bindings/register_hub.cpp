@@ -33,12 +33,7 @@ void register_hub(py::module_& m) {
                        long long max_event_bytes, std::uint64_t epoch, long long lifecycle_capacity,
                        std::string_view sequencing, long long max_channels_per_connection) {
              HubConfig config;
-             if (sequencing == "external") {
-               config.sequencing = Sequencing::external;
-             } else if (sequencing != "local") {
-               throw InvalidArgument("sequencing must be 'local' or 'external', got '" +
-                                     std::string{sequencing} + "'");
-             }
+             config.sequencing = parse_sequencing(sequencing);
              config.history.max_events = positive(history_max_events, "history_max_events");
              config.history.max_age = positive_seconds(history_max_age, "history_max_age");
              config.max_event_bytes = positive(max_event_bytes, "max_event_bytes");

@@ -59,18 +59,22 @@ py::dict properties_dict(const Properties& properties) {
   return d;
 }
 
-kafka::StartPosition parse_start(std::string_view text) {
-  if (text == "latest") return kafka::StartPosition::latest;
-  if (text == "earliest") return kafka::StartPosition::earliest;
-  throw InvalidArgument("start '" + utf8_excerpt(text, 40) +
-                        "' is invalid: use 'latest' or 'earliest'");
-}
-
 py::dict skip_dict(const kafka::SkipCounts& counts) {
   py::dict d;
   for (std::size_t i = 0; i < kafka::kSkipKinds; ++i) {
     d[kafka::to_string(static_cast<kafka::SkipKind>(i))] = counts[i];
   }
+  return d;
+}
+
+py::dict replay_dict(const kafka::KafkaReplayHealth& r) {
+  py::dict d;
+  d["replays"] = r.replays;
+  d["replayed_events"] = r.replayed_events;
+  d["gaps"] = r.gaps;
+  d["index_channels"] = r.index_channels;
+  d["index_entries"] = r.index_entries;
+  d["index_evicted"] = r.index_evicted;
   return d;
 }
 
@@ -80,7 +84,6 @@ py::dict source_health(const kafka::KafkaSourceHealth& h) {
   d["reason"] = error_text(h.reason);
   d["running"] = h.running;
   d["ready"] = h.ready;
-  d["mode"] = "node";
   d["group_id"] = h.group_id;
   d["topics"] = h.topics;
   d["consumers"] = h.consumers;
@@ -101,16 +104,9 @@ py::dict source_health(const kafka::KafkaSourceHealth& h) {
   d["skipped"] = skip_dict(h.skipped);
   d["errors"] = h.errors;
   d["last_error"] = error_text(h.last_error);
-  py::dict replay;
-  replay["replays"] = h.replays;
-  replay["replayed_events"] = h.replayed_events;
-  replay["gaps"] = h.replay_gaps;
-  replay["index_channels"] = h.replay_index_channels;
-  replay["index_entries"] = h.replay_index_entries;
-  replay["index_evicted"] = h.replay_index_evicted;
-  d["replay"] = replay;
-  d["log_notes_dropped"] = h.notes_dropped;
-  d["log_notes_suppressed"] = h.notes_suppressed;
+  d["replay"] = replay_dict(h.replay);
+  d["log_notes_dropped"] = h.log_notes_dropped;
+  d["log_notes_suppressed"] = h.log_notes_suppressed;
   d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }
@@ -135,7 +131,6 @@ py::dict pool_health(const kafka::KafkaSessionPoolHealth& h) {
   d["status"] = h.status;
   d["reason"] = error_text(h.reason);
   d["running"] = h.running;
-  d["mode"] = "session";
   d["active_sessions"] = h.active_sessions;
   d["total_consumers"] = h.total_consumers;
   d["max_consumers"] = h.max_consumers;
@@ -154,8 +149,8 @@ py::dict pool_health(const kafka::KafkaSessionPoolHealth& h) {
   py::list consumers;
   for (const auto& c : h.consumers) consumers.append(consumer_dict(c));
   d["consumers"] = consumers;
-  d["log_notes_dropped"] = h.notes_dropped;
-  d["log_notes_suppressed"] = h.notes_suppressed;
+  d["log_notes_dropped"] = h.log_notes_dropped;
+  d["log_notes_suppressed"] = h.log_notes_suppressed;
   d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }
@@ -261,7 +256,7 @@ void register_kafka(py::module_& m) {
              config.payload = kafka::parse_payload_format(payload);
              config.group_prefix = std::move(group_prefix);
              config.node_id = std::move(node_id);
-             config.start = parse_start(start);
+             config.start = kafka::parse_start_position(start);
              config.replay_max_events = positive(replay_max_events, "replay_max_events");
              config.replay_max_channels = positive(replay_max_channels, "replay_max_channels");
              config.replay_max_total_events =
@@ -315,7 +310,7 @@ void register_kafka(py::module_& m) {
              config.event_type = std::move(event_type);
              config.payload = kafka::parse_payload_format(payload);
              config.group_prefix = std::move(group_prefix);
-             config.start = parse_start(start);
+             config.start = kafka::parse_start_position(start);
              config.max_consumers = positive(max_consumers, "max_consumers");
              config.idle_timeout = positive_seconds(idle_timeout, "idle_timeout");
              config.sweep_interval = positive_seconds(sweep_interval, "sweep_interval");

@@ -46,8 +46,8 @@ py::dict source_health(const redis::RedisSourceHealth& h) {
   d["errors"] = h.errors;
   d["last_error"] = error_text(h.last_error);
   d["endpoint"] = error_text(h.endpoint);
-  d["log_notes_dropped"] = h.notes_dropped;
-  d["log_notes_suppressed"] = h.notes_suppressed;
+  d["log_notes_dropped"] = h.log_notes_dropped;
+  d["log_notes_suppressed"] = h.log_notes_suppressed;
   d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }

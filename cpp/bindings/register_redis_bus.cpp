@@ -48,8 +48,8 @@ py::dict bus_health(const redis::RedisStreamBusHealth& h) {
   d["max_len"] = h.max_len;
   d["endpoint"] = error_text(h.endpoint);
   d["connections"] = h.connections;
-  d["log_notes_dropped"] = h.notes_dropped;
-  d["log_notes_suppressed"] = h.notes_suppressed;
+  d["log_notes_dropped"] = h.log_notes_dropped;
+  d["log_notes_suppressed"] = h.log_notes_suppressed;
   d["thread_faults"] = thread_faults_dict(h.thread_faults);
   return d;
 }

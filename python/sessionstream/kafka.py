@@ -436,12 +436,13 @@ class KafkaClients:
             doc.update(status="stopped", reasons=["Kafka clients are not running"])
             return doc
         if self.source is not None:
-            source = self.source.health()
+            # Each client section names the Kafka mode it serves.
+            source = {"mode": "node", **self.source.health()}
             doc["source"] = source
             if source["status"] != "healthy":
                 reasons.append(f"kafka source: {source['reason']}")
         if self.pool is not None:
-            pool = self.pool.health()
+            pool = {"mode": "session", **self.pool.health()}
             now = time.time()
             sessions: dict[str, Any] = {}
             for consumer in pool.pop("consumers"):

@@ -12,6 +12,13 @@
 
 namespace sessionstream {
 
+Sequencing parse_sequencing(std::string_view text) {
+  if (text == "local") return Sequencing::local;
+  if (text == "external") return Sequencing::external;
+  throw InvalidArgument("sequencing must be 'local' or 'external', got '" + utf8_excerpt(text, 64) +
+                        "'");
+}
+
 namespace {
 
 std::uint64_t fresh_epoch() {

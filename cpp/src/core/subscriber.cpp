@@ -3,9 +3,25 @@
 #include <algorithm>
 #include <string>
 
+#include "sessionstream/common/errors.hpp"
+#include "sessionstream/common/utf8.hpp"
 #include "sessionstream/core/event.hpp"
 
 namespace sessionstream {
+
+OverflowPolicy parse_overflow_policy(std::string_view text) {
+  if (text == "disconnect") return OverflowPolicy::disconnect;
+  if (text == "drop_oldest") return OverflowPolicy::drop_oldest;
+  throw InvalidArgument("overflow policy '" + utf8_excerpt(text, 64) +
+                        "' is invalid: use disconnect or drop_oldest");
+}
+
+Framing parse_framing(std::string_view text) {
+  if (text == "sse") return Framing::sse;
+  if (text == "websocket") return Framing::websocket;
+  throw InvalidArgument("framing '" + utf8_excerpt(text, 64) +
+                        "' is invalid: use sse or websocket");
+}
 
 Subscriber::Subscriber(std::uint64_t id, SubscriberOptions options,
                        std::shared_ptr<Notifier> notifier)

@@ -212,5 +212,12 @@ TEST(Sequencing, ConcurrentBusAndLocalPublishesKeepIdsOrdered) {
   EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
 }
 
+TEST(HubSequencingNames, ParseLocalAndExternalOnly) {
+  EXPECT_EQ(parse_sequencing("local"), Sequencing::local);
+  EXPECT_EQ(parse_sequencing("external"), Sequencing::external);
+  EXPECT_THROW((void)parse_sequencing("global"), InvalidArgument);
+  EXPECT_THROW((void)parse_sequencing(""), InvalidArgument);
+}
+
 }  // namespace
 }  // namespace sessionstream

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "sessionstream/common/errors.hpp"
 #include "test_support.hpp"
 
 namespace sessionstream {
@@ -371,6 +372,15 @@ TEST(Subscriber, ControlFramesAreIgnoredOnceClosed) {
   subscriber.close(close_reason::shutdown);
   subscriber.deliver_control(Event::control("gap", ""));
   EXPECT_EQ(subscriber.pending_events(), 0u);
+}
+
+TEST(SubscriberNames, FramingAndOverflowPolicyParseTheirNamesAndRefuseOthers) {
+  EXPECT_EQ(parse_framing("sse"), Framing::sse);
+  EXPECT_EQ(parse_framing("websocket"), Framing::websocket);
+  EXPECT_EQ(parse_overflow_policy("disconnect"), OverflowPolicy::disconnect);
+  EXPECT_EQ(parse_overflow_policy("drop_oldest"), OverflowPolicy::drop_oldest);
+  EXPECT_THROW((void)parse_framing("SSE"), InvalidArgument);
+  EXPECT_THROW((void)parse_overflow_policy(""), InvalidArgument);
 }
 
 }  // namespace

@@ -32,6 +32,9 @@ struct HistoryLimits {
 // every node, and only the bus can promise that.
 enum class Sequencing { local, external };
 
+// "local" or "external"; anything else raises InvalidArgument.
+[[nodiscard]] Sequencing parse_sequencing(std::string_view text);
+
 struct HubConfig {
   HistoryLimits history;
   Sequencing sequencing = Sequencing::local;

@@ -21,6 +21,11 @@ enum class OverflowPolicy {
 
 enum class Framing { sse, websocket };
 
+// From the names used in configuration ("disconnect", "sse", ...); anything
+// else raises InvalidArgument naming the choices.
+[[nodiscard]] OverflowPolicy parse_overflow_policy(std::string_view text);
+[[nodiscard]] Framing parse_framing(std::string_view text);
+
 struct MailboxLimits {
   std::size_t max_events = 1024;
   std::size_t max_bytes = 1 << 20;

@@ -697,8 +697,8 @@ KafkaSessionPoolHealth KafkaSessionPool::health() const {
   for (std::size_t i = 0; i < kSkipKinds; ++i) h.skipped[i] = p.skipped[i].load();
   h.errors = p.broker.errors();
   h.last_error = p.broker.last_error();
-  h.notes_dropped = p.notes.dropped();
-  h.notes_suppressed = p.notes.suppressed();
+  h.log_notes_dropped = p.notes.dropped();
+  h.log_notes_suppressed = p.notes.suppressed();
   h.thread_faults = p.faults.report();
   if (!h.running) {
     h.status = "stopped";

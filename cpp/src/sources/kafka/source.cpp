@@ -12,6 +12,13 @@
 
 namespace sessionstream::kafka {
 
+StartPosition parse_start_position(std::string_view text) {
+  if (text == "latest") return StartPosition::latest;
+  if (text == "earliest") return StartPosition::earliest;
+  throw InvalidArgument("start '" + utf8_excerpt(text, 40) +
+                        "' is invalid: use 'latest' or 'earliest'");
+}
+
 using detail::BrokerState;
 using detail::ClientEvents;
 using detail::NoteLog;
@@ -403,14 +410,14 @@ KafkaSourceHealth KafkaSource::health() const {
   for (std::size_t i = 0; i < kSkipKinds; ++i) h.skipped[i] = s.skipped[i].load();
   h.errors = s.broker->errors();
   h.last_error = s.broker->last_error();
-  h.replays = s.replay_counters->replays.load();
-  h.replayed_events = s.replay_counters->replayed_events.load();
-  h.replay_gaps = s.replay_counters->gaps.load();
-  h.replay_index_channels = s.index->channels();
-  h.replay_index_entries = s.index->entries();
-  h.replay_index_evicted = s.index->evicted();
-  h.notes_dropped = s.notes->dropped();
-  h.notes_suppressed = s.notes->suppressed();
+  h.replay.replays = s.replay_counters->replays.load();
+  h.replay.replayed_events = s.replay_counters->replayed_events.load();
+  h.replay.gaps = s.replay_counters->gaps.load();
+  h.replay.index_channels = s.index->channels();
+  h.replay.index_entries = s.index->entries();
+  h.replay.index_evicted = s.index->evicted();
+  h.log_notes_dropped = s.notes->dropped();
+  h.log_notes_suppressed = s.notes->suppressed();
   h.thread_faults = s.faults.report();
   if (!h.running) {
     h.status = "stopped";

@@ -410,8 +410,8 @@ RedisSourceHealth RedisSource::health() const {
   for (std::size_t i = 0; i < kSkipKinds; ++i) h.skipped[i] = s.skipped[i].load();
   h.reconnects = s.reconnects.load();
   h.errors = s.errors.load();
-  h.notes_dropped = s.notes.dropped();
-  h.notes_suppressed = s.notes.suppressed();
+  h.log_notes_dropped = s.notes.dropped();
+  h.log_notes_suppressed = s.notes.suppressed();
   h.thread_faults = s.faults.report();
   bool hub_closed = false;
   {

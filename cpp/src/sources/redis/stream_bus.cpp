@@ -941,8 +941,8 @@ RedisStreamBusHealth RedisStreamBus::Impl::health() const {
   h.max_len = config_.max_len;
   h.endpoint = endpoint_;
   h.connections = connections_.load();
-  h.notes_dropped = notes_.dropped();
-  h.notes_suppressed = notes_.suppressed();
+  h.log_notes_dropped = notes_.dropped();
+  h.log_notes_suppressed = notes_.suppressed();
   h.thread_faults = faults_.report();
   if (!h.running) {
     h.status = "stopped";

@@ -5,6 +5,7 @@
 
 #include "sessionstream/common/errors.hpp"
 #include "sessionstream/sources/kafka/config.hpp"
+#include "sessionstream/sources/kafka/source.hpp"
 #include "sources/kafka/rd.hpp"
 
 namespace sessionstream::kafka {
@@ -13,6 +14,12 @@ namespace {
 std::string value_of(const Properties& p, std::string_view key) {
   const auto v = find(p, key);
   return v ? *v : "<absent>";
+}
+
+TEST(KafkaConfig, StartPositionIsLatestOrEarliest) {
+  EXPECT_EQ(parse_start_position("latest"), StartPosition::latest);
+  EXPECT_EQ(parse_start_position("earliest"), StartPosition::earliest);
+  EXPECT_THROW((void)parse_start_position("beginning"), InvalidArgument);
 }
 
 TEST(KafkaConfig, ConsumerDefaultsCarrySeed000Settings) {

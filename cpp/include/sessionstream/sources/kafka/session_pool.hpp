@@ -72,9 +72,9 @@ struct KafkaSessionPoolHealth {
   std::uint64_t errors = 0;
   std::string last_error;
   std::vector<SessionConsumerStatus> consumers;
-  std::uint64_t notes_dropped = 0;
-  std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
-  ThreadFaultReport thread_faults;     // exceptions contained at native thread boundaries
+  std::uint64_t log_notes_dropped = 0;
+  std::uint64_t log_notes_suppressed = 0;  // repeats of an already noted kind
+  ThreadFaultReport thread_faults;         // exceptions contained at native thread boundaries
 };
 
 // Session mode (seed-000 compatible): one consumer group per browser session

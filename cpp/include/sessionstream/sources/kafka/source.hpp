@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sessionstream/common/thread_faults.hpp"
@@ -14,6 +15,9 @@
 namespace sessionstream::kafka {
 
 enum class StartPosition { latest, earliest };
+
+// "latest" or "earliest"; anything else raises InvalidArgument.
+[[nodiscard]] StartPosition parse_start_position(std::string_view text);
 
 struct KafkaSourceConfig {
   // librdkafka properties applied over consumer_defaults(); must name
@@ -48,6 +52,16 @@ struct PartitionStatus {
   std::int64_t lag = -1;             // high_watermark - next_offset; -1 unknown
 };
 
+// Seek-and-replay on resume and the index of offsets it seeks from.
+struct KafkaReplayHealth {
+  std::uint64_t replays = 0;
+  std::uint64_t replayed_events = 0;
+  std::uint64_t gaps = 0;
+  std::size_t index_channels = 0;
+  std::size_t index_entries = 0;
+  std::uint64_t index_evicted = 0;  // dropped to keep within replay_max_total_events
+};
+
 struct KafkaSourceHealth {
   std::string status;  // "healthy", "degraded", "stopped"
   std::string reason;  // why degraded
@@ -63,15 +77,10 @@ struct KafkaSourceHealth {
   SkipCounts skipped{};
   std::uint64_t errors = 0;
   std::string last_error;
-  std::uint64_t replays = 0;
-  std::uint64_t replayed_events = 0;
-  std::uint64_t replay_gaps = 0;
-  std::size_t replay_index_channels = 0;
-  std::size_t replay_index_entries = 0;
-  std::uint64_t replay_index_evicted = 0;  // dropped to keep within replay_max_total_events
-  std::uint64_t notes_dropped = 0;
-  std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
-  ThreadFaultReport thread_faults;     // exceptions contained at native thread boundaries
+  KafkaReplayHealth replay;
+  std::uint64_t log_notes_dropped = 0;
+  std::uint64_t log_notes_suppressed = 0;  // repeats of an already noted kind
+  ThreadFaultReport thread_faults;         // exceptions contained at native thread boundaries
 };
 
 // Node mode: one consumer per source and process for its topic set, in a group

@@ -89,9 +89,9 @@ struct RedisSourceHealth {
   std::uint64_t errors = 0;
   std::string last_error;
   std::string endpoint;  // redacted URL
-  std::uint64_t notes_dropped = 0;
-  std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
-  ThreadFaultReport thread_faults;     // exceptions contained at native thread boundaries
+  std::uint64_t log_notes_dropped = 0;
+  std::uint64_t log_notes_suppressed = 0;  // repeats of an already noted kind
+  ThreadFaultReport thread_faults;         // exceptions contained at native thread boundaries
 };
 
 // Node mode: one pub/sub connection per source and process, however many hub

@@ -66,9 +66,9 @@ struct RedisStreamBusHealth {
   std::size_t max_len = 0;
   std::string endpoint;  // redacted
   std::size_t connections = 0;
-  std::uint64_t notes_dropped = 0;
-  std::uint64_t notes_suppressed = 0;  // repeats of an already noted kind
-  ThreadFaultReport thread_faults;     // exceptions contained at native thread boundaries
+  std::uint64_t log_notes_dropped = 0;
+  std::uint64_t log_notes_suppressed = 0;  // repeats of an already noted kind
+  ThreadFaultReport thread_faults;         // exceptions contained at native thread boundaries
 };
 
 // One id space for every node: events published through any node's bus are

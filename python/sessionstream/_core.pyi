@@ -191,10 +191,12 @@ class ConnectionManager:
     def shutdown(self) -> None: ...
 
 class SessionStore:
-    """Per-session key/value and conversation history with an idle TTL.
+    """Per-session key/value and conversation history with an idle TTL: the interface of
+    :class:`MemorySessionStore` (one process, a native sweeper) and
+    :class:`RedisSessionStore` (shared by every node).
 
-    Constructed directly, the in-memory store with a native sweeper; :class:`RedisSessionStore`
-    is the store shared by every node."""
+    Constructing ``SessionStore`` itself is deprecated (a ``DeprecationWarning``); it makes
+    a :class:`MemorySessionStore`-backed store."""
 
     def __init__(
         self,
@@ -215,6 +217,18 @@ class SessionStore:
     def __contains__(self, session_id: str) -> bool: ...
     def __len__(self) -> int: ...
     def sweep(self) -> int: ...
+
+class MemorySessionStore(SessionStore):
+    """The in-memory store of one process; a native thread sweeps idle sessions."""
+
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = 3600.0,
+        sweep_interval: float = 300.0,
+        max_history_entries: int = 1000,
+        max_value_bytes: int = 1048576,
+    ) -> None: ...
 
 def is_valid_session_id(session_id: str) -> bool: ...
 def validate_session_id(session_id: str) -> None: ...

@@ -140,7 +140,7 @@ def session_store(config: StreamConfig) -> _core.SessionStore:
             max_history_entries=config.session_max_history,
             connect_timeout=config.redis_connect_timeout,
         )
-    return _core.SessionStore(
+    return _core.MemorySessionStore(
         idle_timeout=config.session_idle_timeout,
         sweep_interval=config.session_sweep_interval,
         max_history_entries=config.session_max_history,

@@ -204,8 +204,8 @@ def test_payload_over_maximum_is_refused_and_nothing_is_published() -> None:
             lambda: ss.ConnectionManager(ss.Hub(), policy="sometimes"),
             "latest, swap_after_processing or failover",
         ),
-        (lambda: ss.SessionStore(idle_timeout=0), "idle_timeout"),
-        (lambda: ss.SessionStore(max_history_entries=0), "max_history_entries"),
+        (lambda: ss.MemorySessionStore(idle_timeout=0), "idle_timeout"),
+        (lambda: ss.MemorySessionStore(max_history_entries=0), "max_history_entries"),
     ],
 )
 def test_zero_or_negative_capacities_are_rejected(factory, message) -> None:
@@ -343,7 +343,7 @@ def test_health_views(hub, manager, notifier) -> None:
 
 
 def test_session_store(tmp_path) -> None:
-    store = ss.SessionStore(max_history_entries=3, max_value_bytes=8)
+    store = ss.MemorySessionStore(max_history_entries=3, max_value_bytes=8)
     store.set(SID, "k", "v")
     assert store.get(SID, "k") == "v"
     assert store.get(SID, "missing") is None
@@ -357,6 +357,16 @@ def test_session_store(tmp_path) -> None:
         store.set("bad id", "k", "v")
     assert store.erase_session(SID)
     assert SID not in store
+
+
+def test_session_store_names_match_the_core() -> None:
+    # SessionStore is the interface; constructing it still works but warns.
+    assert issubclass(ss.MemorySessionStore, ss.SessionStore)
+    assert issubclass(ss.RedisSessionStore, ss.SessionStore)
+    with pytest.warns(DeprecationWarning, match="construct MemorySessionStore"):
+        store = ss.SessionStore(max_history_entries=2)
+    store.set(SID, "k", "v")
+    assert store.get(SID, "k") == "v"
 
 
 def test_no_fd_leak_from_notifiers() -> None:

@@ -85,8 +85,19 @@ async def test_metrics_are_updated_by_connections(demo_server: ServerProcess) ->
         assert during["total_connections_lifetime"] == before["total_connections_lifetime"] + 3
         await ws1.send({"type": "chat", "text": "count me"})
         await ws1.next(lambda m: m.get("event") == "chat.done", timeout=10)
-        after_chat = (await get_health(demo_server.url))["websocket_metrics"]
+        health = await get_health(demo_server.url)
+        after_chat = health["websocket_metrics"]
         assert after_chat["total_messages"] >= before["total_messages"] + 1
+        # "connections" is the same count under names that say what it is.
+        connections = health["connections"]
+        assert connections["active_connections"] == after_chat["active_connections"]
+        assert connections["opened_lifetime"] == after_chat["total_connections_lifetime"]
+        assert connections["client_messages"] == after_chat["total_messages"]
+        assert connections["errors"] == after_chat["total_errors"]
+        assert (
+            connections["client_messages_per_connection"]
+            == after_chat["avg_messages_per_connection"]
+        )
     finally:
         await ws1.close()
         await ws2.close()

@@ -1,6 +1,6 @@
 """Opening streams and the deliveries that carry them.
 
-Python delivery has one :class:`~sessionstream.fastapi.delivery.LoopDelivery` per event
+Python delivery has one :class:`~sessionstream.fastapi.delivery.LoopWaker` per event
 loop; native delivery is the engine, used when the server hands a connection's socket
 over (:data:`~sessionstream.fastapi.native.HANDOFF_EXTENSION`). Both are owned here, from
 the hub's start until its shutdown.
@@ -23,7 +23,7 @@ from sessionstream._core import (
     TooManyChannelsError,
 )
 from sessionstream.config import Policy
-from sessionstream.fastapi.delivery import LoopDelivery, Slot
+from sessionstream.fastapi.delivery import LoopWaker, Slot
 from sessionstream.fastapi.errors import StreamHTTPError, limit_error, shutting_down_error
 from sessionstream.fastapi.native import HANDOFF_EXTENSION, NativeDelivery, NativeSlot
 
@@ -42,7 +42,7 @@ class StreamConnections:
         self._runtime = runtime
         self._config = runtime.config
         self._on_lifecycle = on_lifecycle
-        self._deliveries: dict[asyncio.AbstractEventLoop, LoopDelivery] = {}
+        self._deliveries: dict[asyncio.AbstractEventLoop, LoopWaker] = {}
         self._native: NativeDelivery | None = None
         self._handler_tasks: set[asyncio.Task[None]] = set()
         # Why streams fall back to Python delivery; each reason is logged once.
@@ -52,18 +52,18 @@ class StreamConnections:
     def native(self) -> NativeDelivery | None:
         return self._native
 
-    def start(self) -> LoopDelivery:
+    def start(self) -> LoopWaker:
         """The running loop's delivery, and the native engine when the config asks for it."""
         delivery = self.delivery()
         if self._config.native_delivery and self._native is None:
             self._native = NativeDelivery(self._config, delivery.notifier)
         return delivery
 
-    def delivery(self) -> LoopDelivery:
+    def delivery(self) -> LoopWaker:
         loop = asyncio.get_running_loop()
         delivery = self._deliveries.get(loop)
         if delivery is None:
-            delivery = LoopDelivery(
+            delivery = LoopWaker(
                 loop,
                 heartbeat_interval=self._config.heartbeat_interval,
                 on_lifecycle=self._on_lifecycle,

@@ -1,6 +1,6 @@
 """Wake-ups from the native core into one asyncio event loop.
 
-One :class:`LoopDelivery` per event loop owns one native ``Notifier`` (an eventfd)
+One :class:`LoopWaker` per event loop owns one native ``Notifier`` (an eventfd)
 registered with ``loop.add_reader``. The core writes the eventfd only when a
 connection's mailbox goes from empty to non-empty and the ready list was empty, so one
 wake-up serves many connections. The reader callback wakes each ready connection's
@@ -55,7 +55,7 @@ class Slot:
     """The Python side of one open connection: its wake-up and its sender's state.
 
     Owned by the request handler that opened the connection; registered with the
-    loop's :class:`LoopDelivery` from open until the handler's ``finally``.
+    loop's :class:`LoopWaker` from open until the handler's ``finally``.
     """
 
     __slots__ = (
@@ -126,8 +126,9 @@ class Slot:
         self.wake.set()
 
 
-class LoopDelivery:
-    """The notifier, slots and heartbeat ticker of one event loop."""
+class LoopWaker:
+    """Wakes the Python-delivered streams of one event loop: its notifier, their slots and
+    the heartbeat ticker; each stream writes its own frames."""
 
     def __init__(
         self,

@@ -210,6 +210,20 @@ def health_document(
         tasks: int | None = len(asyncio.all_tasks())
     except RuntimeError:  # pragma: no cover - not on a loop
         tasks = None
+    # Every open stream, SSE and WebSocket; client messages are those WebSocket clients sent.
+    connections = {
+        "active_connections": active,
+        "unique_browser_sessions": int(manager_metrics["unique_browser_sessions"]),
+        "processing_connections": int(manager_metrics["processing_connections"]),
+        "pending_swaps": int(manager_metrics["pending_swaps"]),
+        "standby_connections": int(manager_metrics["standby_connections"]),
+        "opened_lifetime": int(manager_metrics["total_connections_lifetime"]),
+        "errors": int(manager_metrics["total_errors"]),
+        "client_messages": int(manager_metrics["total_messages"]),
+        "client_messages_per_connection": round(
+            float(manager_metrics["avg_messages_per_connection"]), 3
+        ),
+    }
     document: dict[str, Any] = {
         "status": "degraded" if reasons else "healthy",
         "reasons": reasons,
@@ -217,23 +231,24 @@ def health_document(
         "timestamp": now,
         "uptime_seconds": round(uptime, 3),
         "uptime_hours": round(uptime / 3600, 4),
+        "connections": connections,
+        # Seed 004's section, kept under its name: it counts SSE connections too, and its
+        # total_messages are the client messages of "connections".
         "websocket_metrics": {
             "active_connections": active,
-            "unique_browser_sessions": int(manager_metrics["unique_browser_sessions"]),
-            "processing_connections": int(manager_metrics["processing_connections"]),
-            "pending_swaps": int(manager_metrics["pending_swaps"]),
-            "standby_connections": int(manager_metrics["standby_connections"]),
-            "total_connections_lifetime": int(manager_metrics["total_connections_lifetime"]),
-            "total_errors": int(manager_metrics["total_errors"]),
-            "total_messages": int(manager_metrics["total_messages"]),
-            "avg_messages_per_connection": round(
-                float(manager_metrics["avg_messages_per_connection"]), 3
-            ),
+            "unique_browser_sessions": connections["unique_browser_sessions"],
+            "processing_connections": connections["processing_connections"],
+            "pending_swaps": connections["pending_swaps"],
+            "standby_connections": connections["standby_connections"],
+            "total_connections_lifetime": connections["opened_lifetime"],
+            "total_errors": connections["errors"],
+            "total_messages": connections["client_messages"],
+            "avg_messages_per_connection": connections["client_messages_per_connection"],
         },
         "stream": {
             "active_connections": active,
             "max_connections": cfg.max_connections,
-            "total_messages": int(hub_metrics.get("published", 0)),
+            "total_messages": int(hub_metrics.get("published", 0)),  # deprecated: published
             "channels": int(hub_metrics.get("channels", hub.native.channel_count())),
             **{k: int(v) for k, v in hub_metrics.items() if k != "channels"},
             **hub.rates(),

@@ -43,7 +43,7 @@ from sessionstream.config import Policy, StreamConfig
 from sessionstream.fastapi import logs as connection_logs
 from sessionstream.fastapi.channels import ChannelForbiddenError, authorize_channels
 from sessionstream.fastapi.connections import StreamConnections
-from sessionstream.fastapi.delivery import LoopDelivery, Slot
+from sessionstream.fastapi.delivery import LoopWaker, Slot
 from sessionstream.fastapi.hooks import (
     Authorizer,
     HealthAuthorizer,
@@ -294,7 +294,7 @@ class StreamHub:
         """
         return await authorize_channels(session, channels, self.authorize)
 
-    def delivery(self) -> LoopDelivery:
+    def delivery(self) -> LoopWaker:
         """The delivery of the running event loop (created on first use)."""
         return self.connections.delivery()
 
@@ -335,7 +335,7 @@ class StreamHub:
         )
 
     @staticmethod
-    def release(delivery: LoopDelivery, slot: Slot) -> None:
+    def release(delivery: LoopWaker, slot: Slot) -> None:
         """Close the connection (idempotent) and forget its slot."""
         try:
             slot.connection.close("client_gone")

@@ -250,8 +250,11 @@ class SSEClient:
                 current.retry = int(value)
 
     async def next(self, timeout: float = 5.0, *, include_comments: bool = False) -> SSEEvent:
+        # One deadline for the call: skipped heartbeats must not restart the wait.
+        deadline = time.monotonic() + timeout
         while True:
-            event = await asyncio.wait_for(self._iter.__anext__(), timeout)
+            left = max(0.01, deadline - time.monotonic())
+            event = await asyncio.wait_for(self._iter.__anext__(), left)
             if event.id is not None:
                 self.last_event_id_seen = event.id
             if event.anchor or (event.comment is not None and not include_comments):

@@ -29,10 +29,12 @@ StartServer = Callable[..., ServerProcess]
 
 
 async def events(stream: SSEClient, count: int, timeout: float = 15.0) -> list[SSEEvent]:
-    """The next ``count`` events that carry data (id-only position frames are skipped)."""
+    """The next ``count`` events that carry data (id-only position frames are skipped),
+    within ``timeout`` in all."""
+    deadline = time.monotonic() + timeout
     out: list[SSEEvent] = []
     while len(out) < count:
-        event = await stream.next(timeout)
+        event = await stream.next(max(0.01, deadline - time.monotonic()))
         if event.data or event.event != "message":
             out.append(event)
     return out

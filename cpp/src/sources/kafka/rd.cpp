@@ -155,6 +155,25 @@ std::optional<std::int64_t> end_offset(RdKafka::KafkaConsumer& consumer, const s
   return std::nullopt;
 }
 
+std::optional<std::int64_t> latest_start(RdKafka::KafkaConsumer& consumer, const std::string& topic,
+                                         std::int32_t partition,
+                                         std::chrono::system_clock::time_point since,
+                                         NoteLog& notes, std::chrono::milliseconds budget) {
+  const auto since_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(since.time_since_epoch()).count();
+  const std::unique_ptr<RdKafka::TopicPartition> query{
+      RdKafka::TopicPartition::create(topic, partition, since_ms)};
+  std::vector<RdKafka::TopicPartition*> queries{query.get()};
+  const auto code = consumer.offsetsForTimes(
+      queries, static_cast<int>(std::clamp<long long>(budget.count(), 100, 5000)));
+  // offset -1: nothing stamped since then, so the end is the start.
+  if (code == RdKafka::ERR_NO_ERROR && query->err() == RdKafka::ERR_NO_ERROR &&
+      query->offset() >= 0) {
+    return query->offset();
+  }
+  return end_offset(consumer, topic, partition, notes, budget);
+}
+
 void note_skip(NoteLog& notes, SkipKind kind, std::uint64_t count, const RecordView& record,
                const std::string& detail) {
   std::string message = std::string{"skipped record "} + std::string{record.topic} + "/" +

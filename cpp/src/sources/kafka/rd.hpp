@@ -99,6 +99,14 @@ class ClientEvents : public RdKafka::EventCb {
                                                      std::int32_t partition, NoteLog& notes,
                                                      std::chrono::milliseconds budget);
 
+// Where "latest" starts on a partition assigned only now: the first record
+// stamped at or after since (the source's start), else the end. A source that
+// started while the broker was away, or whose group took long to join, so
+// skips nothing produced after it started. nullopt as end_offset.
+[[nodiscard]] std::optional<std::int64_t> latest_start(
+    RdKafka::KafkaConsumer& consumer, const std::string& topic, std::int32_t partition,
+    std::chrono::system_clock::time_point since, NoteLog& notes, std::chrono::milliseconds budget);
+
 // Invalid UTF-8 comes from producers writing binary data, which tend to keep
 // doing so: such records are noted again every this many, never one by one.
 inline constexpr std::uint64_t kInvalidUtf8NoteEvery = 1000;

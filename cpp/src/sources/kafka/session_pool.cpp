@@ -99,10 +99,11 @@ struct Entry : public RdKafka::RebalanceCb {
           tp->set_offset(known->second);
         } else if (start == StartPosition::earliest) {
           tp->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
-        } else if (const auto end = detail::end_offset(*rk, tp->topic(), tp->partition(), *notes,
-                                                       std::chrono::seconds(2))) {
-          tp->set_offset(*end);
-          next_offsets[tp->partition()] = *end;
+        } else if (const auto from =
+                       detail::latest_start(*rk, tp->topic(), tp->partition(), created, *notes,
+                                            std::chrono::seconds(2))) {
+          tp->set_offset(*from);
+          next_offsets[tp->partition()] = *from;
         } else {
           tp->set_offset(RdKafka::Topic::OFFSET_END);
         }

@@ -63,6 +63,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb {
   std::map<TopicPartitionKey, std::int64_t> next_offsets;
   std::set<TopicPartitionKey> assigned;
   std::chrono::steady_clock::time_point last_probe{};
+  std::chrono::system_clock::time_point started_at{};  // where "latest" begins
   bool hub_closed = false;
 
   std::atomic<std::uint64_t> received{0};
@@ -161,11 +162,11 @@ void KafkaSource::Impl::rebalance(RdKafka::KafkaConsumer* rk, RdKafka::ErrorCode
           tp->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
         } else {
           // Resolve "latest" now so the start is a known offset: a record
-          // produced after this point is never missed.
-          if (const auto end = detail::end_offset(*rk, tp->topic(), tp->partition(), *notes,
-                                                  std::chrono::seconds(5))) {
-            tp->set_offset(*end);
-            next_offsets[key] = *end;
+          // produced after start() is never missed.
+          if (const auto from = detail::latest_start(*rk, tp->topic(), tp->partition(), started_at,
+                                                     *notes, std::chrono::seconds(5))) {
+            tp->set_offset(*from);
+            next_offsets[key] = *from;
           } else {
             tp->set_offset(RdKafka::Topic::OFFSET_END);
           }
@@ -340,6 +341,7 @@ void KafkaSource::start() {
   Impl& s = *impl_;
   std::lock_guard lock(s.lifecycle_mutex);
   if (s.running.load()) return;
+  s.started_at = std::chrono::system_clock::now();
   auto conf = detail::make_conf(s.properties);
   detail::set_callback(*conf, "event_cb", &s.events);
   detail::set_callback(*conf, "rebalance_cb", static_cast<RdKafka::RebalanceCb*>(&s));

@@ -41,13 +41,13 @@ int main(int argc, char** argv) {
 
   Hub hub;
   auto notifier = std::make_shared<Notifier>();
-  std::vector<SubscriberPtr> subs;
+  std::vector<MailboxPtr> subs;
   subs.reserve(subscribers);
   for (std::size_t i = 0; i < subscribers; ++i) {
     // WebSocket framing: no position frame at subscribe, so every mailbox holds
     // exactly the published events.
     subs.push_back(
-        hub.make_subscriber({Framing::websocket, OverflowPolicy::disconnect, {}}, notifier));
+        hub.make_mailbox({Framing::websocket, OverflowPolicy::disconnect, {}}, notifier));
     hub.subscribe(subs.back(), {"bench"});
   }
 
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     const auto a0 = g_allocations.load(), b0 = g_allocated_bytes.load();
     const auto start = std::chrono::steady_clock::now();
     for (std::size_t e = 0; e < events_per_round; ++e) {
-      published.push_back(hub.publish("bench", "message", payload, false));
+      published.push_back(hub.publish("bench", payload, "message", false));
     }
     const auto elapsed = std::chrono::steady_clock::now() - start;
     allocations += g_allocations.load() - a0;
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
 
     for (const auto& sub : subs) {
       if (sub->pending_events() != events_per_round) {
-        std::fprintf(stderr, "subscriber %llu holds %zu events, expected %zu\n",
+        std::fprintf(stderr, "mailbox %llu holds %zu events, expected %zu\n",
                      static_cast<unsigned long long>(sub->id()), sub->pending_events(),
                      events_per_round);
         return 1;

@@ -63,16 +63,16 @@ void register_connections(py::module_& m) {
                              [](const Connection& c) { return to_string(c.resume_outcome()); })
       .def_property_readonly("closed", &Connection::is_closed)
       .def_property_readonly("pending_events",
-                             [](const Connection& c) { return c.subscriber()->pending_events(); })
+                             [](const Connection& c) { return c.mailbox()->pending_events(); })
       .def_property_readonly("channels", &Connection::channels)
       .def(
           "take",
           [](Connection& c, long long max_bytes) {
             const auto limit = positive(max_bytes, "max_bytes");
-            Subscriber::Batch batch;
+            Mailbox::Batch batch;
             {
               py::gil_scoped_release release;
-              batch = c.subscriber()->take(limit);
+              batch = c.mailbox()->take(limit);
             }
             return py::make_tuple(py::bytes(batch.data), batch.closed, batch.close_reason);
           },
@@ -135,10 +135,10 @@ void register_connections(py::module_& m) {
             request.ip = std::move(ip);
             request.channels = std::move(channels);
             request.last_event_id = std::move(last_event_id);
-            request.subscriber.framing = parse_framing(framing);
-            request.subscriber.overflow = parse_overflow_policy(overflow);
-            request.subscriber.limits = {positive(mailbox_events, "mailbox_events"),
-                                         positive(mailbox_bytes, "mailbox_bytes")};
+            request.mailbox.framing = parse_framing(framing);
+            request.mailbox.overflow = parse_overflow_policy(overflow);
+            request.mailbox.limits = {positive(mailbox_events, "mailbox_events"),
+                                      positive(mailbox_bytes, "mailbox_bytes")};
             if (policy) request.policy = parse_connection_policy(*policy);
             request.group = std::move(group);
             py::gil_scoped_release release;
@@ -175,7 +175,7 @@ void register_connections(py::module_& m) {
       .def("close_connection", &ConnectionManager::close_connection, py::arg("session_id"),
            py::arg("connection_id"), py::arg("reason") = "client_gone",
            py::call_guard<py::gil_scoped_release>())
-      .def("record_message", &ConnectionManager::record_message)
+      .def("record_client_message", &ConnectionManager::record_client_message)
       .def("record_error", &ConnectionManager::record_error)
       .def("metrics",
            [](const ConnectionManager& manager) {
@@ -191,11 +191,11 @@ void register_connections(py::module_& m) {
              d["processing_connections"] = m.processing_connections;
              d["pending_swaps"] = m.pending_swaps;
              d["standby_connections"] = m.standby_connections;
-             d["total_connections_lifetime"] = m.total_connections_lifetime;
-             d["total_errors"] = m.total_errors;
-             d["total_messages"] = m.total_messages;
+             d["opened_lifetime"] = m.opened_lifetime;
+             d["errors"] = m.errors;
+             d["client_messages"] = m.client_messages;
              d["uptime_seconds"] = m.uptime_seconds;
-             d["avg_messages_per_connection"] = m.avg_messages_per_connection;
+             d["client_messages_per_connection"] = m.client_messages_per_connection;
              for (const auto kind :
                   {LimitKind::server_full, LimitKind::per_ip, LimitKind::per_session}) {
                d[(std::string{"rejections_"} + to_string(kind)).c_str()] =

@@ -38,7 +38,7 @@ void register_hub(py::module_& m) {
              config.history.max_age = positive_seconds(history_max_age, "history_max_age");
              config.max_event_bytes = positive(max_event_bytes, "max_event_bytes");
              config.epoch = epoch;
-             config.max_channels_per_subscriber =
+             config.max_channels_per_connection =
                  positive(max_channels_per_connection, "max_channels_per_connection");
              return std::make_unique<Hub>(config, std::make_shared<LifecycleQueue>(positive(
                                                       lifecycle_capacity, "lifecycle_capacity")));
@@ -68,7 +68,7 @@ void register_hub(py::module_& m) {
             std::string data_bytes = text_bytes(data, "data");
             std::string event_bytes = text_bytes(event, "event");
             py::gil_scoped_release release;
-            return hub.publish(channel_bytes, std::move(event_bytes), std::move(data_bytes), json)
+            return hub.publish(channel_bytes, std::move(data_bytes), std::move(event_bytes), json)
                 ->id_text();
           },
           py::arg("channel"), py::arg("data"), py::arg("event") = "message", py::kw_only(),

@@ -91,7 +91,7 @@ void register_redis_bus(py::module_& m) {
             std::string data_bytes = text_bytes(data, "data");
             std::string event_bytes = text_bytes(event, "event");
             py::gil_scoped_release release;
-            return bus.publish(channel_bytes, std::move(event_bytes), std::move(data_bytes), json);
+            return bus.publish(channel_bytes, std::move(data_bytes), std::move(event_bytes), json);
           },
           py::arg("channel"), py::arg("data"), py::arg("event") = "message", py::kw_only(),
           py::arg("json") = false)

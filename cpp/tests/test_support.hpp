@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "sessionstream/core/event.hpp"
-#include "sessionstream/core/subscriber.hpp"
+#include "sessionstream/core/mailbox.hpp"
 
 namespace sessionstream::test {
 
@@ -238,13 +238,13 @@ struct SseStream {
 
 // Everything pending, as EventSource reads it; stops at an empty batch.
 // last_event_id is the client's lastEventId before the first frame.
-[[nodiscard]] inline SseStream drain_sse_stream(Subscriber& subscriber, bool* closed = nullptr,
+[[nodiscard]] inline SseStream drain_sse_stream(Mailbox& mailbox, bool* closed = nullptr,
                                                 std::string* reason = nullptr,
                                                 std::string last_event_id = {}) {
   SseStream all;
   all.last_event_id = std::move(last_event_id);
   while (true) {
-    auto batch = subscriber.take(1 << 20);
+    auto batch = mailbox.take(1 << 20);
     auto parsed = parse_sse_stream(batch.data, std::move(all.last_event_id));
     for (auto& message : parsed.messages) all.messages.push_back(std::move(message));
     all.last_event_id = std::move(parsed.last_event_id);
@@ -259,10 +259,9 @@ struct SseStream {
 }
 
 // Everything pending, as SSE messages; stops at an empty batch.
-[[nodiscard]] inline std::vector<SseMessage> drain_sse(Subscriber& subscriber,
-                                                       bool* closed = nullptr,
+[[nodiscard]] inline std::vector<SseMessage> drain_sse(Mailbox& mailbox, bool* closed = nullptr,
                                                        std::string* reason = nullptr) {
-  return drain_sse_stream(subscriber, closed, reason).messages;
+  return drain_sse_stream(mailbox, closed, reason).messages;
 }
 
 // Sequence numbers of the event (non-control) messages, in arrival order.

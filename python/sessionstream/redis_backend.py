@@ -18,7 +18,7 @@ backoff, and report ``degraded`` with the reason until they are connected.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from sessionstream import _core
 from sessionstream.config import StreamConfig
@@ -125,7 +125,7 @@ class RedisBackend:
         return [p for p in (self.bus, self.source) if p is not None]
 
 
-def hub_sequencing(config: StreamConfig) -> str:
+def hub_sequencing(config: StreamConfig) -> Literal["local", "external"]:
     """``external`` when the Redis stream numbers events for every node."""
     return "external" if config.redis_url is not None and config.redis_streams else "local"
 

@@ -133,6 +133,7 @@ async def test_bad_websocket_messages_get_error_frames_and_the_socket_survives(
     async with await WSClient.open(stream_server.ws_url, channels=[channel]) as ws:
         cases = [
             ("{not json", "invalid_json"),
+            ('{"type": "ping", "n": ' + "1" * 5000 + "}", "invalid_json"),  # int over 4300 digits
             ("[1, 2, 3]", "invalid_message"),
             (json.dumps({"no": "type"}), "invalid_message"),
             (json.dumps({"type": 42}), "invalid_message"),

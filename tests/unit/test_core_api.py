@@ -329,14 +329,14 @@ def test_use_after_close_is_a_clear_error_and_the_process_stays_healthy(hub, man
 
 def test_health_views(hub, manager, notifier) -> None:
     conn = manager.open(SID, notifier=notifier, channels=["party", "deposits"])
-    manager.record_message()
+    manager.record_client_message()
     (view,) = manager.sessions()
     assert view["session_id"] == SID
     assert view["channels"] == ["deposits", "party", f"session:{SID}"]
     assert view["connections"] == 1
     metrics = manager.metrics()
-    assert metrics["total_messages"] == 1
-    assert metrics["avg_messages_per_connection"] == 1.0
+    assert metrics["client_messages"] == 1
+    assert metrics["client_messages_per_connection"] == 1.0
     assert metrics["unique_browser_sessions"] == 1
     conn.close()
     assert manager.sessions() == []

@@ -9,7 +9,7 @@ import pytest
 import sessionstream as ss
 from sessionstream.fastapi import StreamHub
 from sessionstream.fastapi.delivery import OUTBOX_MAX_FRAMES, Slot
-from sessionstream.fastapi.messages import encode_frame, error_frame
+from sessionstream.fastapi.frames import encode_frame, error_frame
 
 SID = "session-utf8-0001"
 

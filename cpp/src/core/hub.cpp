@@ -84,8 +84,8 @@ Hub::Hub(HubConfig config, std::shared_ptr<LifecycleQueue> lifecycle)
   if (config_.max_event_bytes == 0) {
     throw InvalidArgument("max_event_bytes must be at least 1, got 0");
   }
-  if (config_.max_channels_per_subscriber == 0) {
-    throw InvalidArgument("max_channels_per_subscriber must be at least 1, got 0");
+  if (config_.max_channels_per_connection == 0) {
+    throw InvalidArgument("max_channels_per_connection must be at least 1, got 0");
   }
   if (config_.epoch == 0) config_.epoch = fresh_epoch();
   epoch_.store(config_.epoch);
@@ -103,7 +103,7 @@ void Hub::validate_channel_name(std::string_view channel, std::size_t max_length
   }
 }
 
-void Hub::validate_event(std::string_view channel, std::string_view type, std::string_view data,
+void Hub::validate_event(std::string_view channel, std::string_view data, std::string_view type,
                          bool data_is_json) const {
   validate_channel_name(channel, config_.max_channel_name);
   validate_event_type(type.empty() ? std::string_view{"message"} : type);
@@ -124,12 +124,12 @@ void Hub::validate_event(std::string_view channel, std::string_view type, std::s
   }
 }
 
-EventPtr Hub::publish(std::string_view channel, std::string type, std::string data,
+EventPtr Hub::publish(std::string_view channel, std::string data, std::string type,
                       bool data_is_json) {
   if (type.empty()) type = "message";
-  validate_event(channel, type, data, data_is_json);
+  validate_event(channel, data, type, data_is_json);
   const auto now = std::chrono::system_clock::now();
-  std::vector<SubscriberPtr> overflowed;
+  std::vector<MailboxPtr> overflowed;
   EventPtr event;
   {
     std::lock_guard lock(mutex_);
@@ -148,15 +148,15 @@ EventPtr Hub::publish(std::string_view channel, std::string type, std::string da
   return event;
 }
 
-EventPtr Hub::publish_sequenced(std::string_view channel, std::string type, std::string data,
+EventPtr Hub::publish_sequenced(std::string_view channel, std::string data, std::string type,
                                 bool data_is_json, EventId id) {
   if (config_.sequencing != Sequencing::external) {
     throw InvalidArgument("publish_sequenced needs a hub with external sequencing");
   }
   if (type.empty()) type = "message";
-  validate_event(channel, type, data, data_is_json);
+  validate_event(channel, data, type, data_is_json);
   const auto now = std::chrono::system_clock::now();
-  std::vector<SubscriberPtr> overflowed;
+  std::vector<MailboxPtr> overflowed;
   EventPtr event;
   {
     std::lock_guard lock(mutex_);
@@ -171,7 +171,7 @@ EventPtr Hub::publish_sequenced(std::string_view channel, std::string type, std:
   return event;
 }
 
-EventPtr Hub::fan_out_locked(EventPtr event, std::vector<SubscriberPtr>& overflowed) {
+EventPtr Hub::fan_out_locked(EventPtr event, std::vector<MailboxPtr>& overflowed) {
   const bool kept = !event->id_text().empty();
   auto [it, inserted] = channels_.try_emplace(event->channel());
   // A channel swept earlier may come back: what it lost then is still lost.
@@ -182,33 +182,33 @@ EventPtr Hub::fan_out_locked(EventPtr event, std::vector<SubscriberPtr>& overflo
     trim_history(ch, event->timestamp());
   }
   std::uint64_t delivered = 0;
-  for (const auto& subscriber : ch.subscribers) {
-    switch (subscriber->deliver(event)) {
-      case Subscriber::DeliverResult::queued:
+  for (const auto& mailbox : ch.subscribers) {
+    switch (mailbox->deliver(event)) {
+      case Mailbox::DeliverResult::queued:
         ++delivered;
         break;
-      case Subscriber::DeliverResult::dropped_oldest:
+      case Mailbox::DeliverResult::dropped_oldest:
         ++delivered;
         metrics_.add(metrics_.dropped);
         break;
-      case Subscriber::DeliverResult::overflow_closed:
-        overflowed.push_back(subscriber);
+      case Mailbox::DeliverResult::overflow_closed:
+        overflowed.push_back(mailbox);
         break;
-      case Subscriber::DeliverResult::already_closed:
+      case Mailbox::DeliverResult::already_closed:
         break;
     }
   }
-  for (const auto& subscriber : overflowed) detach_locked_all(subscriber);
+  for (const auto& mailbox : overflowed) detach_locked_all(mailbox);
   metrics_.add(metrics_.published);
   metrics_.add(metrics_.delivered, delivered);
   return event;
 }
 
-void Hub::report_overflow(const std::vector<SubscriberPtr>& overflowed) {
-  for (const auto& subscriber : overflowed) {
+void Hub::report_overflow(const std::vector<MailboxPtr>& overflowed) {
+  for (const auto& mailbox : overflowed) {
     metrics_.add(metrics_.slow_consumer_disconnects);
     lifecycle_->push({LifecycleKind::slow_consumer,
-                      subscriber->id(),
+                      mailbox->id(),
                       {},
                       0,
                       std::string{close_reason::slow_consumer}});
@@ -228,7 +228,7 @@ void Hub::mark_lost(std::uint64_t through_seq) {
   // the head id, so their next resume starts after the hole, not inside it.
   const auto gap = Event::control(
       "gap", "\"reason\":\"bus_lost\",\"channels\":[],\"head\":\"" + head + "\"", head);
-  for (auto& [id, attachment] : attached_) attachment.subscriber->deliver_control(gap);
+  for (auto& [id, attachment] : attached_) attachment.mailbox->deliver_control(gap);
   metrics_.add(metrics_.lost_gaps);
 }
 
@@ -253,25 +253,23 @@ void Hub::trim_history(Channel& channel, std::chrono::system_clock::time_point n
   }
 }
 
-SubscriberPtr Hub::make_subscriber(SubscriberOptions options, std::shared_ptr<Notifier> notifier) {
+MailboxPtr Hub::make_mailbox(MailboxOptions options, std::shared_ptr<Notifier> notifier) {
   if (options.limits.max_events == 0 || options.limits.max_bytes == 0) {
     throw InvalidArgument("mailbox bounds must be positive, got max_events=" +
                           std::to_string(options.limits.max_events) +
                           " max_bytes=" + std::to_string(options.limits.max_bytes));
   }
-  return std::make_shared<Subscriber>(next_subscriber_id_.fetch_add(1), options,
-                                      std::move(notifier));
+  return std::make_shared<Mailbox>(next_mailbox_id_.fetch_add(1), options, std::move(notifier));
 }
 
-ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
-                             const std::vector<std::string>& channels,
+ResumeOutcome Hub::subscribe(const MailboxPtr& mailbox, const std::vector<std::string>& channels,
                              std::optional<std::string_view> last_event_id) {
   for (const auto& name : channels) validate_channel_name(name, config_.max_channel_name);
   // Distinct names, counted before the lock so an oversized request never takes
   // it; the total is checked under the lock before anything changes, so a
-  // refused subscribe leaves the subscriber as it was.
+  // refused subscribe leaves the mailbox as it was.
   const std::unordered_set<std::string_view> requested(channels.begin(), channels.end());
-  const std::size_t cap = config_.max_channels_per_subscriber;
+  const std::size_t cap = config_.max_channels_per_connection;
   if (requested.size() > cap) throw channel_limit_error(cap, 0, requested.size());
   ResumeOutcome outcome = ResumeOutcome::live;
   // Replay sources may block, so they run before the hub lock is taken; what
@@ -281,7 +279,7 @@ ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
   {
     std::lock_guard lock(mutex_);
     if (closed_) throw Closed("hub is closed; subscribe is no longer accepted");
-    if (const auto it = attached_.find(subscriber->id()); it != attached_.end()) {
+    if (const auto it = attached_.find(mailbox->id()); it != attached_.end()) {
       const auto& current = it->second.channel_set;
       const auto more = static_cast<std::size_t>(
           std::count_if(requested.begin(), requested.end(),
@@ -289,15 +287,15 @@ ResumeOutcome Hub::subscribe(const SubscriberPtr& subscriber,
       if (current.size() + more > cap) throw channel_limit_error(cap, current.size(), more);
     }
     if (last_event_id) {
-      outcome = replay_locked(subscriber, channels, *last_event_id, supplements);
-    } else if (subscriber->options().framing == Framing::sse &&
-               attached_.find(subscriber->id()) == attached_.end()) {
+      outcome = replay_locked(mailbox, channels, *last_event_id, supplements);
+    } else if (mailbox->options().framing == Framing::sse &&
+               attached_.find(mailbox->id()) == attached_.end()) {
       // An SSE client learns its position at once (an id-only frame sets
       // EventSource's lastEventId without dispatching), so a drop before its
       // first event still resumes instead of silently skipping.
-      subscriber->deliver_control(Event::position(EventId{epoch_.load(), seq_}.to_string()));
+      mailbox->deliver_control(Event::position(EventId{epoch_.load(), seq_}.to_string()));
     }
-    for (const auto& name : channels) attach_locked(subscriber, name);
+    for (const auto& name : channels) attach_locked(mailbox, name);
   }
   switch (outcome) {
     case ResumeOutcome::exact:
@@ -375,14 +373,14 @@ Hub::Supplements Hub::fetch_supplements(const std::vector<std::string>& channels
   return supplements;
 }
 
-ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
+ResumeOutcome Hub::replay_locked(const MailboxPtr& mailbox,
                                  const std::vector<std::string>& channels, std::string_view last,
                                  const Supplements& supplements) {
   const std::string head = EventId{epoch_.load(), seq_}.to_string();
   const auto reset = [&](std::string_view reason) {
     // The reset carries the head id so the client's next Last-Event-ID is
     // current: subscription starts live from exactly this point.
-    subscriber->deliver_control(
+    mailbox->deliver_control(
         Event::control("reset",
                        "\"reason\":\"" + std::string{reason} + "\",\"last_event_id\":" +
                            json_escaped(utf8_excerpt(last, 64)) + ",\"head\":\"" + head + "\"",
@@ -396,7 +394,7 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
 
   std::vector<EventPtr> missed;
   std::vector<std::string> gapped;
-  const auto attached = attached_.find(subscriber->id());
+  const auto attached = attached_.find(mailbox->id());
   for (const auto& name : channels) {
     // Already attached: its events since then were delivered live, and
     // replaying them would duplicate.
@@ -441,30 +439,30 @@ ResumeOutcome Hub::replay_locked(const SubscriberPtr& subscriber,
     // The gap takes the head id only when nothing is replayed after it: with
     // replayed events, a client cut off right after the gap must still
     // resume from before them.
-    subscriber->deliver_control(Event::control(
+    mailbox->deliver_control(Event::control(
         "gap",
         "\"reason\":\"history_evicted\",\"channels\":[" + list + "],\"head\":\"" + head + "\"",
         missed.empty() ? head : std::string{}));
   }
-  for (const auto& event : missed) subscriber->deliver(event, /*bounded=*/false);
+  for (const auto& event : missed) mailbox->deliver(event, /*bounded=*/false);
   return gapped.empty() ? ResumeOutcome::exact : ResumeOutcome::gap;
 }
 
-void Hub::attach_locked(const SubscriberPtr& subscriber, const std::string& name) {
-  auto& attachment = attached_[subscriber->id()];
-  if (!attachment.subscriber) attachment.subscriber = subscriber;
+void Hub::attach_locked(const MailboxPtr& mailbox, const std::string& name) {
+  auto& attachment = attached_[mailbox->id()];
+  if (!attachment.mailbox) attachment.mailbox = mailbox;
   if (!attachment.channel_set.insert(name).second) return;
   attachment.channels.push_back(name);
   auto [it, inserted] = channels_.try_emplace(name);
   if (inserted) it->second.evicted_through = swept_through_;  // see publish()
-  it->second.subscribers.push_back(subscriber);
+  it->second.subscribers.push_back(mailbox);
 }
 
-void Hub::detach_locked(const SubscriberPtr& subscriber, std::string_view name) {
+void Hub::detach_locked(const MailboxPtr& mailbox, std::string_view name) {
   const auto it = channels_.find(name);
   if (it == channels_.end()) return;
   auto& subscribers = it->second.subscribers;
-  const auto found = std::find(subscribers.begin(), subscribers.end(), subscriber);
+  const auto found = std::find(subscribers.begin(), subscribers.end(), mailbox);
   if (found != subscribers.end()) {
     // Order among subscribers carries no meaning; swap-remove is O(1) after the find.
     *found = std::move(subscribers.back());
@@ -472,29 +470,29 @@ void Hub::detach_locked(const SubscriberPtr& subscriber, std::string_view name) 
   }
 }
 
-void Hub::detach_locked_all(const SubscriberPtr& subscriber) {
-  const auto it = attached_.find(subscriber->id());
+void Hub::detach_locked_all(const MailboxPtr& mailbox) {
+  const auto it = attached_.find(mailbox->id());
   if (it == attached_.end()) return;
-  for (const auto& name : it->second.channels) detach_locked(subscriber, name);
+  for (const auto& name : it->second.channels) detach_locked(mailbox, name);
   attached_.erase(it);
 }
 
-void Hub::unsubscribe(const SubscriberPtr& subscriber, std::string_view channel) {
+void Hub::unsubscribe(const MailboxPtr& mailbox, std::string_view channel) {
   std::lock_guard lock(mutex_);
-  const auto it = attached_.find(subscriber->id());
+  const auto it = attached_.find(mailbox->id());
   if (it == attached_.end()) return;
   auto& attachment = it->second;
   const auto member = attachment.channel_set.find(channel);
   if (member == attachment.channel_set.end()) return;
   attachment.channel_set.erase(member);
-  // Linear, but bounded by max_channels_per_subscriber and off the publish path.
+  // Linear, but bounded by max_channels_per_connection and off the publish path.
   std::erase(attachment.channels, channel);
-  detach_locked(subscriber, channel);
+  detach_locked(mailbox, channel);
 }
 
-void Hub::detach(const SubscriberPtr& subscriber) {
+void Hub::detach(const MailboxPtr& mailbox) {
   std::lock_guard lock(mutex_);
-  detach_locked_all(subscriber);
+  detach_locked_all(mailbox);
 }
 
 std::size_t Hub::subscriber_count(std::string_view channel) const {
@@ -508,9 +506,9 @@ std::size_t Hub::channel_count() const {
   return channels_.size();
 }
 
-std::vector<std::string> Hub::channels_of(const Subscriber& subscriber) const {
+std::vector<std::string> Hub::channels_of(const Mailbox& mailbox) const {
   std::lock_guard lock(mutex_);
-  const auto it = attached_.find(subscriber.id());
+  const auto it = attached_.find(mailbox.id());
   return it == attached_.end() ? std::vector<std::string>{} : it->second.channels;
 }
 
@@ -542,7 +540,7 @@ void Hub::close() {
   std::lock_guard lock(mutex_);
   if (closed_) return;
   closed_ = true;
-  for (auto& [id, attachment] : attached_) attachment.subscriber->close(close_reason::shutdown);
+  for (auto& [id, attachment] : attached_) attachment.mailbox->close(close_reason::shutdown);
   attached_.clear();
   for (auto& [name, channel] : channels_) channel.subscribers.clear();
 }

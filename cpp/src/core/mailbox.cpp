@@ -1,4 +1,4 @@
-#include "sessionstream/core/subscriber.hpp"
+#include "sessionstream/core/mailbox.hpp"
 
 #include <algorithm>
 #include <string>
@@ -23,17 +23,16 @@ Framing parse_framing(std::string_view text) {
                         "' is invalid: use sse or websocket");
 }
 
-Subscriber::Subscriber(std::uint64_t id, SubscriberOptions options,
-                       std::shared_ptr<Notifier> notifier)
+Mailbox::Mailbox(std::uint64_t id, MailboxOptions options, std::shared_ptr<Notifier> notifier)
     : id_(id), options_(options), notifier_(std::move(notifier)) {}
 
-void Subscriber::notify_locked() {
+void Mailbox::notify_locked() {
   if (ready_marked_ || !notifier_) return;
   ready_marked_ = true;
   notifier_->mark_ready(id_);
 }
 
-Subscriber::DeliverResult Subscriber::deliver(const EventPtr& event, bool bounded) {
+Mailbox::DeliverResult Mailbox::deliver(const EventPtr& event, bool bounded) {
   std::lock_guard lock(mutex_);
   if (closed_) return DeliverResult::already_closed;
   const std::size_t cost = event->cost_bytes();
@@ -72,7 +71,7 @@ Subscriber::DeliverResult Subscriber::deliver(const EventPtr& event, bool bounde
   return result;
 }
 
-void Subscriber::drop_oldest_event_locked() {
+void Mailbox::drop_oldest_event_locked() {
   // Control frames stay: they are the receiver's only notice of a gap or reset.
   const auto oldest = std::find_if(mailbox_.begin(), mailbox_.end(),
                                    [](const EventPtr& event) { return !event->is_control(); });
@@ -83,14 +82,14 @@ void Subscriber::drop_oldest_event_locked() {
   mailbox_.erase(oldest);
 }
 
-void Subscriber::deliver_control(EventPtr frame) {
+void Mailbox::deliver_control(EventPtr frame) {
   std::lock_guard lock(mutex_);
   if (closed_) return;
   mailbox_.push_back(std::move(frame));
   notify_locked();
 }
 
-void Subscriber::append_frame(std::string& out, const Event& event, bool first) const {
+void Mailbox::append_frame(std::string& out, const Event& event, bool first) const {
   if (options_.framing == Framing::sse) {
     out += event.sse_frame();
   } else {
@@ -99,7 +98,7 @@ void Subscriber::append_frame(std::string& out, const Event& event, bool first) 
   }
 }
 
-Subscriber::EventBatch Subscriber::take_pending(std::size_t max_bytes, std::uint64_t& dropped) {
+Mailbox::EventBatch Mailbox::take_pending(std::size_t max_bytes, std::uint64_t& dropped) {
   EventBatch batch;
   std::lock_guard lock(mutex_);
   dropped = dropped_since_take_;
@@ -153,14 +152,14 @@ EventPtr gap_event(std::uint64_t dropped) {
 }
 }  // namespace
 
-Subscriber::EventBatch Subscriber::take_events(std::size_t max_bytes) {
+Mailbox::EventBatch Mailbox::take_events(std::size_t max_bytes) {
   std::uint64_t dropped = 0;
   EventBatch batch = take_pending(max_bytes, dropped);
   if (dropped) batch.events.insert(batch.events.begin(), gap_event(dropped));
   return batch;
 }
 
-Subscriber::Batch Subscriber::take(std::size_t max_bytes) {
+Mailbox::Batch Mailbox::take(std::size_t max_bytes) {
   std::uint64_t dropped = 0;
   EventBatch taken = take_pending(max_bytes, dropped);
   // Frames are copied into the send buffer outside the lock so the fan-out
@@ -189,7 +188,7 @@ Subscriber::Batch Subscriber::take(std::size_t max_bytes) {
   return batch;
 }
 
-bool Subscriber::close(std::string_view reason) {
+bool Mailbox::close(std::string_view reason) {
   std::lock_guard lock(mutex_);
   if (closed_) return false;
   closed_ = true;
@@ -203,32 +202,32 @@ bool Subscriber::close(std::string_view reason) {
   return true;
 }
 
-bool Subscriber::closed() const {
+bool Mailbox::closed() const {
   std::lock_guard lock(mutex_);
   return closed_;
 }
 
-std::string Subscriber::closed_reason() const {
+std::string Mailbox::closed_reason() const {
   std::lock_guard lock(mutex_);
   return close_reason_;
 }
 
-std::size_t Subscriber::pending_events() const {
+std::size_t Mailbox::pending_events() const {
   std::lock_guard lock(mutex_);
   return mailbox_.size();
 }
 
-std::string Subscriber::last_taken_id() const {
+std::string Mailbox::last_taken_id() const {
   std::lock_guard lock(mutex_);
   return last_taken_id_;
 }
 
-void Subscriber::set_last_taken_id(std::string id) {
+void Mailbox::set_last_taken_id(std::string id) {
   std::lock_guard lock(mutex_);
   last_taken_id_ = std::move(id);
 }
 
-std::size_t Subscriber::pending_bytes() const {
+std::size_t Mailbox::pending_bytes() const {
   std::lock_guard lock(mutex_);
   return pending_bytes_;
 }

@@ -84,7 +84,7 @@ struct Engine::Impl {
   }
 
   Worker& worker_of(const Connection& connection) {
-    const auto& notifier = connection.subscriber()->notifier();
+    const auto& notifier = connection.mailbox()->notifier();
     const auto it = std::find_if(workers.begin(), workers.end(), [&](const auto& worker) {
       return worker->notifier() == notifier;
     });

@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "sessionstream/core/event.hpp"
-#include "sessionstream/core/subscriber.hpp"
+#include "sessionstream/core/mailbox.hpp"
 
 namespace sessionstream::edge::frames {
 

@@ -6,7 +6,7 @@
 
 #include "edge/buffer_view.hpp"
 #include "edge/worker.hpp"
-#include "sessionstream/core/subscriber.hpp"
+#include "sessionstream/core/mailbox.hpp"
 
 namespace sessionstream::edge {
 
@@ -55,8 +55,7 @@ void SseSession::add(std::string_view bytes) {
 void SseSession::pump() {
   if (closed_ || writing_ || finishing_) return;
   const SharedState& shared = worker_.shared();
-  Subscriber::EventBatch batch =
-      connection_->subscriber()->take_events(shared.config.max_batch_bytes);
+  Mailbox::EventBatch batch = connection_->mailbox()->take_events(shared.config.max_batch_bytes);
   buffers_.clear();
   body_bytes_ = 0;
   if (chunked_) buffers_.emplace_back();  // the chunk header, once the size is known
@@ -116,7 +115,7 @@ void SseSession::on_write(const boost::system::error_code& ec, std::size_t bytes
   if (finishing_) {
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    close(connection_->subscriber()->closed_reason());
+    close(connection_->mailbox()->closed_reason());
     return;
   }
   pump();

@@ -9,7 +9,7 @@
 #include "edge/frames.hpp"
 #include "edge/worker.hpp"
 #include "sessionstream/common/utf8.hpp"
-#include "sessionstream/core/subscriber.hpp"
+#include "sessionstream/core/mailbox.hpp"
 
 namespace sessionstream::edge {
 
@@ -166,7 +166,7 @@ void WebSocketSession::handle_message() {
   // Beast checks UTF-8 as frames arrive but lets a sequence cut off by an
   // empty final fragment through; nothing that is not UTF-8 may reach the host.
   if (!is_valid_utf8(text)) {
-    connection_->subscriber()->close(close_reason::invalid_utf8);
+    connection_->mailbox()->close(close_reason::invalid_utf8);
     return;
   }
   if (!shared.inbound.push_text(id_, std::move(text))) {
@@ -195,8 +195,8 @@ void WebSocketSession::pump() {
     write_text();
     return;
   }
-  Subscriber::EventBatch batch =
-      connection_->subscriber()->take_events(worker_.shared().config.max_batch_bytes);
+  Mailbox::EventBatch batch =
+      connection_->mailbox()->take_events(worker_.shared().config.max_batch_bytes);
   if (!batch.events.empty()) {
     // A closed batch with events is closed again, empty, on the next take.
     write_batch(std::move(batch.events));
@@ -268,7 +268,7 @@ void WebSocketSession::start_close(std::string_view reason) {
   const std::string_view text = frames::close_text(reason);
   frame.reason.assign(text.data(), text.size());
   ws_.async_close(frame, [self = shared_from_this(), this](const boost::system::error_code&) {
-    close(close_reason::client_gone);  // the subscriber's reason is the one kept
+    close(close_reason::client_gone);  // the mailbox's reason is the one kept
   });
 }
 
@@ -284,7 +284,7 @@ void WebSocketSession::close(std::string_view reason) noexcept {
   std::string final_reason{reason};
   try {
     connection_->close(reason);
-    final_reason = connection_->subscriber()->closed_reason();
+    final_reason = connection_->mailbox()->closed_reason();
   } catch (...) {
   }
   outbox_->close();

@@ -8,7 +8,7 @@
 #include <system_error>
 #include <utility>
 
-#include "sessionstream/core/subscriber.hpp"
+#include "sessionstream/core/mailbox.hpp"
 
 namespace sessionstream::edge {
 

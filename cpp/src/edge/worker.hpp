@@ -19,7 +19,7 @@ namespace sessionstream::edge {
 
 // One io_context and the thread running it. Owns the sessions adopted onto
 // it and a Notifier whose eventfd it watches: each ready token wakes the
-// session of that subscriber id. adopt() and stop() may be called from any
+// session of that mailbox id. adopt() and stop() may be called from any
 // thread; everything else runs on the worker thread only, without locks.
 class Worker {
  public:

@@ -48,8 +48,8 @@ void authorize_channels(const std::vector<std::string>& channels, std::string_vi
 }
 }  // namespace
 
-Connection::Connection(ConnectionManager& manager, ConnectionInfo info, SubscriberPtr subscriber)
-    : manager_(manager), info_(std::move(info)), subscriber_(std::move(subscriber)) {}
+Connection::Connection(ConnectionManager& manager, ConnectionInfo info, MailboxPtr mailbox)
+    : manager_(manager), info_(std::move(info)), mailbox_(std::move(mailbox)) {}
 
 Connection::~Connection() {
   close(close_reason::client_gone);
@@ -60,26 +60,26 @@ ResumeOutcome Connection::subscribe(const std::vector<std::string>& channels,
   if (closed_.load()) throw Closed("connection " + std::to_string(id()) + " is closed");
   authorize_channels(channels, info_.session_id, manager_.hub().config().max_channel_name);
   if (manager_.defer_subscribe(id(), channels)) return ResumeOutcome::live;
-  return manager_.hub().subscribe(subscriber_, channels, last_event_id);
+  return manager_.hub().subscribe(mailbox_, channels, last_event_id);
 }
 
 void Connection::unsubscribe(std::string_view channel) {
   if (manager_.defer_unsubscribe(id(), channel)) return;
-  manager_.hub().unsubscribe(subscriber_, channel);
+  manager_.hub().unsubscribe(mailbox_, channel);
 }
 
 std::vector<std::string> Connection::channels() const {
   if (auto deferred = manager_.deferred_channels(id())) return std::move(*deferred);
-  return manager_.hub().channels_of(*subscriber_);
+  return manager_.hub().channels_of(*mailbox_);
 }
 
 void Connection::close(std::string_view reason) {
   if (closed_.exchange(true)) return;
-  subscriber_->close(reason);
-  // The manager or hub may have closed the subscriber first (replaced,
+  mailbox_->close(reason);
+  // The manager or hub may have closed the mailbox first (replaced,
   // shutdown, slow_consumer); that first reason is the one to report.
-  const std::string first_reason = subscriber_->closed_reason();
-  manager_.hub().detach(subscriber_);
+  const std::string first_reason = mailbox_->closed_reason();
+  manager_.hub().detach(mailbox_);
   manager_.release(id(), first_reason);
 }
 
@@ -111,7 +111,7 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
   std::vector<std::string> channels = std::move(request.channels);
   channels.push_back(private_channel(request.session_id));
 
-  SubscriberPtr subscriber;
+  MailboxPtr mailbox;
   ConnectionInfo info;
   bool failover = false;
   {
@@ -141,7 +141,7 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
           existing->second.connections.begin(), existing->second.connections.end(),
           [&](std::uint64_t id) {
             const Entry& entry = connections_.at(id);
-            if (entry.subscriber->closed()) return false;
+            if (entry.mailbox->closed()) return false;
             if (policy == ConnectionPolicy::all || policy == ConnectionPolicy::failover ||
                 entry.info.group != request.group) {
               return true;
@@ -153,13 +153,10 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
       }
     }
 
-    subscriber = hub_.make_subscriber(request.subscriber, std::move(notifier));
-    info = ConnectionInfo{subscriber->id(),
-                          request.session_id,
-                          request.ip,
-                          request.group,
-                          false,
-                          std::chrono::system_clock::now()};
+    mailbox = hub_.make_mailbox(request.mailbox, std::move(notifier));
+    info = ConnectionInfo{mailbox->id(), request.session_id,
+                          request.ip,    request.group,
+                          false,         std::chrono::system_clock::now()};
     const ConnectionPolicy policy = request.policy.value_or(default_policy_);
     failover = policy == ConnectionPolicy::failover;
     const std::uint64_t active = failover && existing != sessions_.end()
@@ -169,7 +166,7 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
 
     // Registered before anything else can happen to the session: the
     // newcomer is usable whatever the state of the connections it replaces.
-    Entry entry{info, subscriber, {}};
+    Entry entry{info, mailbox, {}};
     if (info.standby) entry.deferred_channels = channels;
     connections_.emplace(info.id, std::move(entry));
     auto [session, created] = sessions_.try_emplace(request.session_id);
@@ -180,7 +177,7 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
     post({LifecycleKind::connected, info.id, request.session_id, 0, {}});
     if (info.standby) {
       post({LifecycleKind::standby, info.id, request.session_id, active, {}});
-      subscriber->deliver_control(
+      mailbox->deliver_control(
           Event::control("standby", "\"active_connection_id\":" + std::to_string(active)));
     } else {
       apply_policy_locked(request.session_id, info.id, policy);
@@ -188,7 +185,7 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
   }
   ConnectionPtr connection;
   try {
-    connection = std::make_shared<Connection>(*this, info, subscriber);
+    connection = std::make_shared<Connection>(*this, info, mailbox);
   } catch (...) {
     release(info.id, close_reason::client_gone);
     throw;
@@ -200,18 +197,18 @@ ConnectionPtr ConnectionManager::open(ConnectionRequest request,
     // anything with an id. The head read before attaching may precede the
     // attachment: the standby then also gets events this one never had, but
     // never one twice.
-    subscriber->set_last_taken_id(request.last_event_id.value_or(hub_.head_id()));
+    mailbox->set_last_taken_id(request.last_event_id.value_or(hub_.head_id()));
   }
   // Outside the manager's lock: a resume may wait on a replay source (a Kafka
   // seek), which must not hold up other sessions' opens and closes. If it
   // throws, the connection's destructor releases the slot.
-  connection->set_resume_outcome(hub_.subscribe(subscriber, channels, request.last_event_id));
+  connection->set_resume_outcome(hub_.subscribe(mailbox, channels, request.last_event_id));
   return connection;
 }
 
 void ConnectionManager::close_entry_locked(const Entry& entry, std::string_view reason) {
-  entry.subscriber->close(reason);
-  hub_.detach(entry.subscriber);
+  entry.mailbox->close(reason);
+  hub_.detach(entry.mailbox);
 }
 
 std::uint64_t ConnectionManager::active_of_locked(const std::string& session_id,
@@ -221,7 +218,7 @@ std::uint64_t ConnectionManager::active_of_locked(const std::string& session_id,
   const auto& ids = session->second.connections;
   for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
     const Entry& entry = connections_.at(*it);
-    if (entry.info.group != group || entry.info.standby || entry.subscriber->closed()) continue;
+    if (entry.info.group != group || entry.info.standby || entry.mailbox->closed()) continue;
     return *it;
   }
   return 0;
@@ -234,7 +231,7 @@ void ConnectionManager::apply_policy_locked(const std::string& session_id, std::
     if (other == newcomer) continue;
     const auto& entry = connections_.at(other);
     if (entry.info.group != connections_.at(newcomer).info.group) continue;
-    if (entry.subscriber->closed()) continue;
+    if (entry.mailbox->closed()) continue;
     if (policy == ConnectionPolicy::swap_after_processing && entry.info.processing) {
       pending_swaps_[other] = newcomer;
       continue;
@@ -254,7 +251,7 @@ void ConnectionManager::release(std::uint64_t connection_id, std::string_view re
     const ConnectionInfo info = it->second.info;
     // The owner has stopped taking: what it took last is where its client is.
     const std::string resume_from =
-        info.standby ? std::string{} : it->second.subscriber->last_taken_id();
+        info.standby ? std::string{} : it->second.mailbox->last_taken_id();
     connections_.erase(it);
     release_locked(info, reason);
     if (!info.standby && !shut_down_) promotion = choose_promotion_locked(info, resume_from);
@@ -272,37 +269,37 @@ std::optional<ConnectionManager::Promotion> ConnectionManager::choose_promotion_
   for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
     Entry& entry = connections_.at(*id);
     if (entry.info.group != closed.group || !entry.info.standby) continue;
-    if (entry.subscriber->closed()) continue;  // going away: try the next most recent
+    if (entry.mailbox->closed()) continue;  // going away: try the next most recent
     entry.info.standby = false;
     // Where it stands until it takes something itself, so that if it closes
     // before then, the next standby resumes from the same place.
-    entry.subscriber->set_last_taken_id(resume_from);
+    entry.mailbox->set_last_taken_id(resume_from);
     post({LifecycleKind::promoted, entry.info.id, closed.session_id, closed.id, {}});
-    if (entry.subscriber->options().framing == Framing::sse && EventId::parse(resume_from)) {
+    if (entry.mailbox->options().framing == Framing::sse && EventId::parse(resume_from)) {
       // The client's Last-Event-ID becomes the hand-over point at once, so a
       // drop before the first event still resumes exactly.
-      entry.subscriber->deliver_control(Event::position(resume_from));
+      entry.mailbox->deliver_control(Event::position(resume_from));
     }
-    entry.subscriber->deliver_control(
+    entry.mailbox->deliver_control(
         Event::control("active", "\"previous_connection_id\":" + std::to_string(closed.id)));
-    return Promotion{entry.subscriber, std::exchange(entry.deferred_channels, {}), resume_from};
+    return Promotion{entry.mailbox, std::exchange(entry.deferred_channels, {}), resume_from};
   }
   return std::nullopt;
 }
 
 void ConnectionManager::promote(Promotion promotion) {
-  const SubscriberPtr& subscriber = promotion.subscriber;
+  const MailboxPtr& mailbox = promotion.mailbox;
   try {
     std::optional<std::string_view> from;
     if (!promotion.resume_from.empty()) from = promotion.resume_from;
-    (void)hub_.subscribe(subscriber, promotion.channels, from);
+    (void)hub_.subscribe(mailbox, promotion.channels, from);
   } catch (const Error&) {
     // The hub is closing: the promoted connection can never receive.
-    subscriber->close(close_reason::shutdown);
+    mailbox->close(close_reason::shutdown);
   }
   // It may have closed while attaching, its detach running before the
-  // attachment: detach again so no channel keeps a closed subscriber.
-  if (subscriber->closed()) hub_.detach(subscriber);
+  // attachment: detach again so no channel keeps a closed mailbox.
+  if (mailbox->closed()) hub_.detach(mailbox);
 }
 
 void ConnectionManager::release_locked(const ConnectionInfo& info, std::string_view reason) {
@@ -387,7 +384,7 @@ bool ConnectionManager::is_processing(std::uint64_t connection_id) const {
 EventPtr ConnectionManager::send_personal(std::string_view session_id, std::string type,
                                           std::string data, bool data_is_json) {
   validate_session_id(session_id);
-  return hub_.publish(private_channel(session_id), std::move(type), std::move(data), data_is_json);
+  return hub_.publish(private_channel(session_id), std::move(data), std::move(type), data_is_json);
 }
 
 std::size_t ConnectionManager::disconnect_channel(std::string_view session_id,
@@ -404,10 +401,10 @@ std::size_t ConnectionManager::disconnect_channel(std::string_view session_id,
       if (std::erase(entry.deferred_channels, channel) > 0) ++count;
       continue;
     }
-    const auto& subscriber = entry.subscriber;
-    const auto channels = hub_.channels_of(*subscriber);
+    const auto& mailbox = entry.mailbox;
+    const auto channels = hub_.channels_of(*mailbox);
     if (std::find(channels.begin(), channels.end(), channel) == channels.end()) continue;
-    hub_.unsubscribe(subscriber, channel);
+    hub_.unsubscribe(mailbox, channel);
     ++count;
   }
   return count;
@@ -420,7 +417,7 @@ std::size_t ConnectionManager::close_session(std::string_view session_id, std::s
   std::size_t count = 0;
   for (const auto id : session->second.connections) {
     const auto& entry = connections_.at(id);
-    if (entry.subscriber->closed()) continue;
+    if (entry.mailbox->closed()) continue;
     close_entry_locked(entry, reason);
     ++count;
   }
@@ -432,7 +429,7 @@ bool ConnectionManager::close_connection(std::string_view session_id, std::uint6
   std::lock_guard lock(mutex_);
   const auto found = connections_.find(connection_id);
   if (found == connections_.end() || found->second.info.session_id != session_id) return false;
-  if (found->second.subscriber->closed()) return false;
+  if (found->second.mailbox->closed()) return false;
   close_entry_locked(found->second, reason);
   return true;
 }
@@ -450,13 +447,14 @@ ConnectionMetrics ConnectionManager::metrics() const {
   m.standby_connections = static_cast<std::size_t>(
       std::count_if(connections_.begin(), connections_.end(),
                     [](const auto& pair) { return pair.second.info.standby; }));
-  m.total_connections_lifetime = lifetime_;
-  m.total_errors = total_errors_.load(std::memory_order_relaxed);
-  m.total_messages = total_messages_.load(std::memory_order_relaxed);
+  m.opened_lifetime = lifetime_;
+  m.errors = errors_.load(std::memory_order_relaxed);
+  m.client_messages = client_messages_.load(std::memory_order_relaxed);
   m.uptime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  m.avg_messages_per_connection =
-      lifetime_ == 0 ? 0.0 : static_cast<double>(m.total_messages) / static_cast<double>(lifetime_);
+  m.client_messages_per_connection =
+      lifetime_ == 0 ? 0.0
+                     : static_cast<double>(m.client_messages) / static_cast<double>(lifetime_);
   m.rejections = rejections_;
   return m;
 }
@@ -470,19 +468,19 @@ ConnectionManager::SessionSnapshot ConnectionManager::snapshot_locked(
       snapshot.deferred.insert(snapshot.deferred.end(), entry.deferred_channels.begin(),
                                entry.deferred_channels.end());
     } else {
-      snapshot.attached.push_back(entry.subscriber);
+      snapshot.attached.push_back(entry.mailbox);
     }
   }
   return snapshot;
 }
 
 SessionView ConnectionManager::view_of(SessionSnapshot snapshot) const {
-  // Runs without the manager's lock: a subscriber that closed since the snapshot
+  // Runs without the manager's lock: a mailbox that closed since the snapshot
   // simply reports no channels.
   std::set<std::string> channels(std::make_move_iterator(snapshot.deferred.begin()),
                                  std::make_move_iterator(snapshot.deferred.end()));
-  for (const auto& subscriber : snapshot.attached) {
-    for (auto& name : hub_.channels_of(*subscriber)) channels.insert(std::move(name));
+  for (const auto& mailbox : snapshot.attached) {
+    for (auto& name : hub_.channels_of(*mailbox)) channels.insert(std::move(name));
   }
   return SessionView{std::move(snapshot.session_id),
                      {channels.begin(), channels.end()},

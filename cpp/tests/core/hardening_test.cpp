@@ -1,5 +1,5 @@
 // Regression tests: lifecycle notification on attach, JSON data checks and the
-// per-subscriber channel cap.
+// per-mailbox channel cap.
 
 #include <gtest/gtest.h>
 
@@ -84,20 +84,20 @@ TEST(HubJson, PublishRefusesDataMarkedJsonThatIsNot) {
   HubConfig config;
   config.epoch = 0xe1;
   Hub hub(config);
-  EXPECT_NO_THROW(hub.publish("a", "m", "{\"ok\":true}", true));
-  EXPECT_NO_THROW(hub.publish("a", "m", "not json", false)) << "plain text is not checked";
+  EXPECT_NO_THROW(hub.publish("a", "{\"ok\":true}", "m", true));
+  EXPECT_NO_THROW(hub.publish("a", "not json", "m", false)) << "plain text is not checked";
   try {
-    (void)hub.publish("a", "m", "{\"a\":1} trailing", true);
+    (void)hub.publish("a", "{\"a\":1} trailing", "m", true);
     FAIL() << "invalid JSON accepted";
   } catch (const InvalidArgument& e) {
     EXPECT_EQ(std::string{e.what()},
               "event data is marked as JSON but is not valid JSON: unexpected data after the "
               "JSON value, at byte offset 8");
   }
-  EXPECT_THROW((void)hub.publish("a", "m", "\"unterminated", true), InvalidArgument);
-  EXPECT_THROW((void)hub.publish("a", "m", "", true), InvalidArgument);
-  EXPECT_THROW(hub.validate_event("a", "m", "{", true), InvalidArgument);
-  EXPECT_NO_THROW(hub.validate_event("a", "m", "{", false));
+  EXPECT_THROW((void)hub.publish("a", "\"unterminated", "m", true), InvalidArgument);
+  EXPECT_THROW((void)hub.publish("a", "", "m", true), InvalidArgument);
+  EXPECT_THROW(hub.validate_event("a", "{", "m", true), InvalidArgument);
+  EXPECT_NO_THROW(hub.validate_event("a", "{", "m", false));
   // Refused publishes took no id.
   EXPECT_EQ(hub.head_id(), (EventId{0xe1, 2}.to_string()));
 }
@@ -107,9 +107,9 @@ TEST(HubJson, PublishSequencedRefusesInvalidJson) {
   config.epoch = 0xe1;
   config.sequencing = Sequencing::external;
   Hub hub(config);
-  EXPECT_THROW((void)hub.publish_sequenced("a", "m", "[1,", true, EventId{0xe1, 1}),
+  EXPECT_THROW((void)hub.publish_sequenced("a", "[1,", "m", true, EventId{0xe1, 1}),
                InvalidArgument);
-  EXPECT_NE(hub.publish_sequenced("a", "m", "[1]", true, EventId{0xe1, 1}), nullptr);
+  EXPECT_NE(hub.publish_sequenced("a", "[1]", "m", true, EventId{0xe1, 1}), nullptr);
 }
 
 std::vector<std::string> names(const std::string& prefix, int count) {
@@ -120,57 +120,56 @@ std::vector<std::string> names(const std::string& prefix, int count) {
 
 TEST(HubChannelCap, RefusedSubscribeChangesNothing) {
   HubConfig config;
-  config.max_channels_per_subscriber = 4;
+  config.max_channels_per_connection = 4;
   Hub hub(config);
-  const auto subscriber =
-      hub.make_subscriber({Framing::websocket, OverflowPolicy::disconnect, {}}, nullptr);
-  (void)hub.subscribe(subscriber, {"c", "a", "b"});
+  const auto mailbox =
+      hub.make_mailbox({Framing::websocket, OverflowPolicy::disconnect, {}}, nullptr);
+  (void)hub.subscribe(mailbox, {"c", "a", "b"});
   try {
-    (void)hub.subscribe(subscriber, {"a", "d", "e"});
+    (void)hub.subscribe(mailbox, {"a", "d", "e"});
     FAIL() << "subscribe past the cap accepted";
   } catch (const TooManyChannels& e) {
     EXPECT_EQ(e.limit(), 4u);
     EXPECT_EQ(std::string{e.what()},
               "a connection may subscribe to at most 4 channels; it has 3 and asked for 2 more");
   }
-  EXPECT_EQ(hub.channels_of(*subscriber), (std::vector<std::string>{"c", "a", "b"}));
+  EXPECT_EQ(hub.channels_of(*mailbox), (std::vector<std::string>{"c", "a", "b"}));
   EXPECT_EQ(hub.subscriber_count("d"), 0u);
   // Channels already held and duplicates do not count; reaching the cap is fine.
-  (void)hub.subscribe(subscriber, {"a", "d", "d", "c"});
-  EXPECT_EQ(hub.channels_of(*subscriber), (std::vector<std::string>{"c", "a", "b", "d"}));
-  EXPECT_THROW((void)hub.subscribe(subscriber, {"e"}), InvalidArgument);
+  (void)hub.subscribe(mailbox, {"a", "d", "d", "c"});
+  EXPECT_EQ(hub.channels_of(*mailbox), (std::vector<std::string>{"c", "a", "b", "d"}));
+  EXPECT_THROW((void)hub.subscribe(mailbox, {"e"}), InvalidArgument);
   // Unsubscribing frees a slot and keeps the order of the rest.
-  hub.unsubscribe(subscriber, "a");
-  (void)hub.subscribe(subscriber, {"e"});
-  EXPECT_EQ(hub.channels_of(*subscriber), (std::vector<std::string>{"c", "b", "d", "e"}));
+  hub.unsubscribe(mailbox, "a");
+  (void)hub.subscribe(mailbox, {"e"});
+  EXPECT_EQ(hub.channels_of(*mailbox), (std::vector<std::string>{"c", "b", "d", "e"}));
   EXPECT_EQ(hub.subscriber_count("a"), 0u);
   EXPECT_EQ(hub.subscriber_count("e"), 1u);
 }
 
 TEST(HubChannelCap, OversizedFirstRequestIsRefused) {
   HubConfig config;
-  config.max_channels_per_subscriber = 8;
+  config.max_channels_per_connection = 8;
   Hub hub(config);
-  const auto subscriber = hub.make_subscriber({}, nullptr);
-  EXPECT_THROW((void)hub.subscribe(subscriber, names("c", 9)), InvalidArgument);
-  EXPECT_TRUE(hub.channels_of(*subscriber).empty());
+  const auto mailbox = hub.make_mailbox({}, nullptr);
+  EXPECT_THROW((void)hub.subscribe(mailbox, names("c", 9)), InvalidArgument);
+  EXPECT_TRUE(hub.channels_of(*mailbox).empty());
   EXPECT_EQ(hub.channel_count(), 0u);
-  EXPECT_TRUE(subscriber->take(1 << 20).data.empty())
-      << "no position frame for a refused subscribe";
-  (void)hub.subscribe(subscriber, names("c", 8));
-  EXPECT_EQ(hub.channels_of(*subscriber), names("c", 8));
+  EXPECT_TRUE(mailbox->take(1 << 20).data.empty()) << "no position frame for a refused subscribe";
+  (void)hub.subscribe(mailbox, names("c", 8));
+  EXPECT_EQ(hub.channels_of(*mailbox), names("c", 8));
 }
 
 TEST(HubChannelCap, DefaultAndZeroCap) {
-  EXPECT_EQ(HubConfig{}.max_channels_per_subscriber, 256u);
+  EXPECT_EQ(HubConfig{}.max_channels_per_connection, 256u);
   HubConfig config;
-  config.max_channels_per_subscriber = 0;
+  config.max_channels_per_connection = 0;
   EXPECT_THROW(Hub{config}, InvalidArgument);
   Hub hub;
-  const auto subscriber = hub.make_subscriber({}, nullptr);
-  (void)hub.subscribe(subscriber, names("c", 256));
-  EXPECT_THROW((void)hub.subscribe(subscriber, {"one_more"}), InvalidArgument);
-  EXPECT_EQ(hub.channels_of(*subscriber).size(), 256u);
+  const auto mailbox = hub.make_mailbox({}, nullptr);
+  (void)hub.subscribe(mailbox, names("c", 256));
+  EXPECT_THROW((void)hub.subscribe(mailbox, {"one_more"}), InvalidArgument);
+  EXPECT_EQ(hub.channels_of(*mailbox).size(), 256u);
 }
 
 }  // namespace

@@ -32,7 +32,7 @@ HubConfig external(std::size_t history = 1024) {
   return c;
 }
 
-SubscriberOptions mailbox() {
+MailboxOptions mailbox_options() {
   return {Framing::sse, OverflowPolicy::disconnect, {1 << 16, std::size_t{1} << 26}};
 }
 
@@ -42,60 +42,60 @@ EventId at(std::uint64_t seq) {
 
 TEST(Sequencing, LocalHubRefusesBusIds) {
   Hub hub;
-  EXPECT_THROW(hub.publish_sequenced("a", "t", "x", false, EventId{hub.epoch(), 1}),
+  EXPECT_THROW(hub.publish_sequenced("a", "x", "t", false, EventId{hub.epoch(), 1}),
                InvalidArgument);
 }
 
 TEST(Sequencing, EventsKeepTheIdsTheBusGave) {
   Hub hub{external()};
   hub.adopt_epoch(kCluster, 10);
-  const auto subscriber = hub.make_subscriber(mailbox(), nullptr);
-  hub.subscribe(subscriber, {"a"});
-  ASSERT_TRUE(hub.publish_sequenced("a", "t", "x", false, at(11)));
-  ASSERT_TRUE(hub.publish_sequenced("a", "t", "y", false, at(15)));
-  EXPECT_EQ(event_seqs(drain_sse(*subscriber)), (std::vector<std::uint64_t>{11, 15}));
+  const auto mailbox = hub.make_mailbox(mailbox_options(), nullptr);
+  hub.subscribe(mailbox, {"a"});
+  ASSERT_TRUE(hub.publish_sequenced("a", "x", "t", false, at(11)));
+  ASSERT_TRUE(hub.publish_sequenced("a", "y", "t", false, at(15)));
+  EXPECT_EQ(event_seqs(drain_sse(*mailbox)), (std::vector<std::uint64_t>{11, 15}));
   EXPECT_EQ(hub.head_id(), at(15).to_string());
 }
 
 TEST(Sequencing, ReReadsAndForeignEpochsPublishNothing) {
   Hub hub{external()};
   hub.adopt_epoch(kCluster, 0);
-  const auto subscriber = hub.make_subscriber(mailbox(), nullptr);
-  hub.subscribe(subscriber, {"a"});
-  static_cast<void>(drain_sse(*subscriber));
-  ASSERT_TRUE(hub.publish_sequenced("a", "t", "x", false, at(1)));
-  EXPECT_EQ(hub.publish_sequenced("a", "t", "again", false, at(1)), nullptr);
-  EXPECT_EQ(hub.publish_sequenced("a", "t", "old", false, EventId{kCluster + 1, 2}), nullptr);
-  EXPECT_EQ(event_seqs(drain_sse(*subscriber)), (std::vector<std::uint64_t>{1}));
+  const auto mailbox = hub.make_mailbox(mailbox_options(), nullptr);
+  hub.subscribe(mailbox, {"a"});
+  static_cast<void>(drain_sse(*mailbox));
+  ASSERT_TRUE(hub.publish_sequenced("a", "x", "t", false, at(1)));
+  EXPECT_EQ(hub.publish_sequenced("a", "again", "t", false, at(1)), nullptr);
+  EXPECT_EQ(hub.publish_sequenced("a", "old", "t", false, EventId{kCluster + 1, 2}), nullptr);
+  EXPECT_EQ(event_seqs(drain_sse(*mailbox)), (std::vector<std::uint64_t>{1}));
 }
 
 TEST(Sequencing, BadInputIsRefusedLikeAPublish) {
   Hub hub{external()};
   hub.adopt_epoch(kCluster, 0);
-  EXPECT_THROW(hub.publish_sequenced("bad channel", "t", "x", false, at(1)), InvalidArgument);
-  EXPECT_THROW(hub.publish_sequenced("a", "t", std::string{"\xff"}, false, at(1)), InvalidUtf8);
-  EXPECT_THROW(hub.publish_sequenced("a", "t", std::string(2 << 20, 'x'), false, at(1)),
+  EXPECT_THROW(hub.publish_sequenced("bad channel", "x", "t", false, at(1)), InvalidArgument);
+  EXPECT_THROW(hub.publish_sequenced("a", std::string{"\xff"}, "t", false, at(1)), InvalidUtf8);
+  EXPECT_THROW(hub.publish_sequenced("a", std::string(2 << 20, 'x'), "t", false, at(1)),
                PayloadTooLarge);
-  EXPECT_THROW(hub.validate_event("a", "t", std::string{"\xc3"}), InvalidUtf8);
-  EXPECT_NO_THROW(hub.validate_event("a", "", "fine"));
+  EXPECT_THROW(hub.validate_event("a", std::string{"\xc3"}, "t"), InvalidUtf8);
+  EXPECT_NO_THROW(hub.validate_event("a", "fine", ""));
   // Nothing refused moved the head.
-  EXPECT_TRUE(hub.publish_sequenced("a", "t", "x", false, at(1)));
+  EXPECT_TRUE(hub.publish_sequenced("a", "x", "t", false, at(1)));
 }
 
 TEST(Sequencing, LocalPublishesAreTransient) {
   Hub hub{external()};
   hub.adopt_epoch(kCluster, 4);
-  const auto subscriber = hub.make_subscriber(mailbox(), nullptr);
-  hub.subscribe(subscriber, {"a"});
-  static_cast<void>(drain_sse_stream(*subscriber));
-  const auto event = hub.publish("a", "note", "hello", false);
+  const auto mailbox = hub.make_mailbox(mailbox_options(), nullptr);
+  hub.subscribe(mailbox, {"a"});
+  static_cast<void>(drain_sse_stream(*mailbox));
+  const auto event = hub.publish("a", "hello", "note", false);
   EXPECT_TRUE(event->id_text().empty());
   EXPECT_EQ(event->sse_frame(), "event: note\ndata: hello\n\n");
   EXPECT_EQ(event->ws_object(), R"({"type":"event","channel":"a","event":"note","data":"hello"})");
   EXPECT_EQ(hub.head_id(), at(4).to_string());
   EXPECT_EQ(Metrics::read(hub.metrics().transient), 1u);
   // Not kept: a resume from the head replays nothing.
-  const auto later = hub.make_subscriber(mailbox(), nullptr);
+  const auto later = hub.make_mailbox(mailbox_options(), nullptr);
   EXPECT_EQ(hub.subscribe(later, {"a"}, at(4).to_string()), ResumeOutcome::exact);
   EXPECT_EQ(later->pending_events(), 0u);
 }
@@ -107,10 +107,10 @@ TEST(Sequencing, ResumeAcrossNodesIsExact) {
   for (Hub* hub : {&node_a, &node_b}) {
     hub->adopt_epoch(kCluster, 0);
     for (std::uint64_t seq = 1; seq <= 5; ++seq) {
-      hub->publish_sequenced(seq % 2 ? "a" : "b", "t", std::to_string(seq), false, at(seq));
+      hub->publish_sequenced(seq % 2 ? "a" : "b", std::to_string(seq), "t", false, at(seq));
     }
   }
-  const auto resumed = node_b.make_subscriber(mailbox(), nullptr);
+  const auto resumed = node_b.make_mailbox(mailbox_options(), nullptr);
   EXPECT_EQ(node_b.subscribe(resumed, {"a", "b"}, at(2).to_string()), ResumeOutcome::exact);
   EXPECT_EQ(event_seqs(drain_sse(*resumed)), (std::vector<std::uint64_t>{3, 4, 5}));
 }
@@ -118,29 +118,29 @@ TEST(Sequencing, ResumeAcrossNodesIsExact) {
 TEST(Sequencing, AdoptingAnotherEpochResetsOldIds) {
   Hub hub{external()};
   hub.adopt_epoch(kCluster, 0);
-  hub.publish_sequenced("a", "t", "x", false, at(1));
+  hub.publish_sequenced("a", "x", "t", false, at(1));
   hub.adopt_epoch(kCluster + 1, 0);  // the bus lost its data and started over
-  const auto subscriber = hub.make_subscriber(mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, at(1).to_string()), ResumeOutcome::reset);
+  const auto mailbox = hub.make_mailbox(mailbox_options(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, at(1).to_string()), ResumeOutcome::reset);
   EXPECT_EQ(hub.epoch(), kCluster + 1);
   // The old ring is gone: the new epoch's first event is not shadowed by it.
-  EXPECT_TRUE(hub.publish_sequenced("a", "t", "y", false, EventId{kCluster + 1, 1}));
+  EXPECT_TRUE(hub.publish_sequenced("a", "y", "t", false, EventId{kCluster + 1, 1}));
 }
 
 TEST(Sequencing, LostEventsGapLiveSubscribersAndOldResumes) {
   Hub hub{external()};
   hub.adopt_epoch(kCluster, 0);
-  hub.publish_sequenced("a", "t", "x", false, at(1));
-  const auto live = hub.make_subscriber(mailbox(), nullptr);
+  hub.publish_sequenced("a", "x", "t", false, at(1));
+  const auto live = hub.make_mailbox(mailbox_options(), nullptr);
   hub.subscribe(live, {"a"});
   static_cast<void>(drain_sse_stream(*live));
   hub.mark_lost(7);  // 2..7 were trimmed before this node read them
-  hub.publish_sequenced("a", "t", "y", false, at(8));
+  hub.publish_sequenced("a", "y", "t", false, at(8));
   const auto stream = drain_sse_stream(*live);
   EXPECT_EQ(event_names(stream.messages), (std::vector<std::string>{"gap", "t"}));
   EXPECT_EQ(stream.last_event_id, at(8).to_string());
 
-  const auto late = hub.make_subscriber(mailbox(), nullptr);
+  const auto late = hub.make_mailbox(mailbox_options(), nullptr);
   EXPECT_EQ(hub.subscribe(late, {"a"}, at(1).to_string()), ResumeOutcome::gap);
   EXPECT_EQ(Metrics::read(hub.metrics().lost_gaps), 1u);
 }
@@ -158,7 +158,7 @@ class CatchingUpSource final : public ReplaySource {
     ++calls;
     if (!reachable) return false;
     for (std::uint64_t next = 3; next <= seq + 1; ++next) {
-      hub_.publish_sequenced("a", "t", std::to_string(next), false, EventId{epoch, next});
+      hub_.publish_sequenced("a", std::to_string(next), "t", false, EventId{epoch, next});
     }
     return true;
   }
@@ -170,15 +170,15 @@ class CatchingUpSource final : public ReplaySource {
 TEST(Sequencing, AResumeAheadOfThisNodeWaitsForTheBus) {
   Hub hub{external()};
   hub.adopt_epoch(kCluster, 0);
-  hub.publish_sequenced("a", "t", "1", false, at(1));
-  hub.publish_sequenced("a", "t", "2", false, at(2));
+  hub.publish_sequenced("a", "1", "t", false, at(1));
+  hub.publish_sequenced("a", "2", "t", false, at(2));
   auto source = std::make_shared<CatchingUpSource>(hub);
   hub.add_replay_source(source);
-  const auto subscriber = hub.make_subscriber(mailbox(), nullptr);
+  const auto mailbox = hub.make_mailbox(mailbox_options(), nullptr);
   // Seen on another node through 4; this node has 2; the bus brings 3..5.
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, at(4).to_string()), ResumeOutcome::exact);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, at(4).to_string()), ResumeOutcome::exact);
   EXPECT_EQ(source->calls, 1);
-  EXPECT_EQ(event_seqs(drain_sse(*subscriber)), (std::vector<std::uint64_t>{5}));
+  EXPECT_EQ(event_seqs(drain_sse(*mailbox)), (std::vector<std::uint64_t>{5}));
 }
 
 TEST(Sequencing, AResumeAheadOfAnUnreachableBusIsReset) {
@@ -187,25 +187,25 @@ TEST(Sequencing, AResumeAheadOfAnUnreachableBusIsReset) {
   auto source = std::make_shared<CatchingUpSource>(hub);
   source->reachable = false;
   hub.add_replay_source(source);
-  const auto subscriber = hub.make_subscriber(mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, at(9).to_string()), ResumeOutcome::reset);
+  const auto mailbox = hub.make_mailbox(mailbox_options(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, at(9).to_string()), ResumeOutcome::reset);
 }
 
 TEST(Sequencing, ConcurrentBusAndLocalPublishesKeepIdsOrdered) {
   Hub hub{external()};
   hub.adopt_epoch(kCluster, 0);
-  const auto subscriber = hub.make_subscriber(mailbox(), nullptr);
-  hub.subscribe(subscriber, {"a"});
-  static_cast<void>(drain_sse_stream(*subscriber));
+  const auto mailbox = hub.make_mailbox(mailbox_options(), nullptr);
+  hub.subscribe(mailbox, {"a"});
+  static_cast<void>(drain_sse_stream(*mailbox));
   std::jthread local([&] {
-    for (int i = 0; i < 2000; ++i) hub.publish("a", "local", "x", false);
+    for (int i = 0; i < 2000; ++i) hub.publish("a", "x", "local", false);
   });
   for (std::uint64_t seq = 1; seq <= 2000; ++seq) {
-    hub.publish_sequenced("a", "t", "x", false, at(seq));
+    hub.publish_sequenced("a", "x", "t", false, at(seq));
   }
   local.join();
   std::vector<std::uint64_t> seqs;
-  for (const auto& event : subscriber->take_events(1 << 20).events) {
+  for (const auto& event : mailbox->take_events(1 << 20).events) {
     if (!event->id_text().empty()) seqs.push_back(event->id().seq);
   }
   ASSERT_EQ(seqs.size(), 2000u);

@@ -35,7 +35,7 @@ HubConfig config(std::size_t history = 1024, std::chrono::milliseconds max_age =
   return c;
 }
 
-SubscriberOptions big_mailbox(Framing framing = Framing::sse) {
+MailboxOptions big_mailbox(Framing framing = Framing::sse) {
   return {framing, OverflowPolicy::disconnect, {1 << 20, std::size_t{1} << 30}};
 }
 
@@ -45,66 +45,66 @@ std::string id(std::uint64_t seq) {
 
 TEST(Resume, WithoutAnIdIsLive) {
   Hub hub{config()};
-  hub.publish("a", "t", "before", false);
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}), ResumeOutcome::live);
+  hub.publish("a", "before", "t", false);
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}), ResumeOutcome::live);
   // Nothing is replayed: the one pending frame is the position, which only
   // sets the client's last event id.
-  EXPECT_EQ(subscriber->pending_events(), 1u);
-  const auto position = drain_sse_stream(*subscriber);
+  EXPECT_EQ(mailbox->pending_events(), 1u);
+  const auto position = drain_sse_stream(*mailbox);
   EXPECT_TRUE(position.messages.empty());
   EXPECT_EQ(position.last_event_id, id(1));
-  hub.publish("a", "t", "after", false);
-  EXPECT_EQ(event_seqs(drain_sse(*subscriber)), (std::vector<std::uint64_t>{2}));
+  hub.publish("a", "after", "t", false);
+  EXPECT_EQ(event_seqs(drain_sse(*mailbox)), (std::vector<std::uint64_t>{2}));
 }
 
 // The reason for the position frame: a client dropped before its first event
 // reconnects with a Last-Event-ID and gets what it missed meanwhile.
 TEST(Resume, ClientDroppedBeforeItsFirstEventResumesFromItsPosition) {
   Hub hub{config()};
-  hub.publish("a", "t", "before", false);  // 1
-  const auto first = hub.make_subscriber(big_mailbox(), nullptr);
+  hub.publish("a", "before", "t", false);  // 1
+  const auto first = hub.make_mailbox(big_mailbox(), nullptr);
   EXPECT_EQ(hub.subscribe(first, {"a"}), ResumeOutcome::live);
   const auto seen = drain_sse_stream(*first);
   ASSERT_TRUE(seen.messages.empty());
   hub.detach(first);                       // the connection drops
-  hub.publish("a", "t", "missed", false);  // 2
-  hub.publish("a", "t", "missed", false);  // 3
+  hub.publish("a", "missed", "t", false);  // 2
+  hub.publish("a", "missed", "t", false);  // 3
 
-  const auto second = hub.make_subscriber(big_mailbox(), nullptr);
+  const auto second = hub.make_mailbox(big_mailbox(), nullptr);
   EXPECT_EQ(hub.subscribe(second, {"a"}, seen.last_event_id), ResumeOutcome::exact);
   EXPECT_EQ(event_seqs(drain_sse(*second)), (std::vector<std::uint64_t>{2, 3}));
 }
 
 TEST(Resume, PositionOfAnEmptyHubIsResumable) {
   Hub hub{config()};
-  const auto first = hub.make_subscriber(big_mailbox(), nullptr);
+  const auto first = hub.make_mailbox(big_mailbox(), nullptr);
   hub.subscribe(first, {"a"});
   const auto seen = drain_sse_stream(*first);
   EXPECT_EQ(seen.last_event_id, id(0));
   hub.detach(first);
-  hub.publish("a", "t", "missed", false);
+  hub.publish("a", "missed", "t", false);
 
-  const auto second = hub.make_subscriber(big_mailbox(), nullptr);
+  const auto second = hub.make_mailbox(big_mailbox(), nullptr);
   EXPECT_EQ(hub.subscribe(second, {"a"}, seen.last_event_id), ResumeOutcome::exact);
   EXPECT_EQ(event_seqs(drain_sse(*second)), (std::vector<std::uint64_t>{1}));
 }
 
 TEST(Resume, ReplaysExactlyTheMissedEventsOfEveryChannelInOrder) {
   Hub hub{config()};
-  const auto a1 = hub.publish("a", "t", "a1", false);  // seen by the client
-  hub.publish("b", "t", "b1", false);                  // 2
-  hub.publish("c", "t", "c1", false);                  // 3, not subscribed
-  hub.publish("a", "t", "a2", false);                  // 4
-  hub.publish("b", "t", "b2", false);                  // 5
-  hub.publish("c", "t", "c2", false);                  // 6
+  const auto a1 = hub.publish("a", "a1", "t", false);  // seen by the client
+  hub.publish("b", "b1", "t", false);                  // 2
+  hub.publish("c", "c1", "t", false);                  // 3, not subscribed
+  hub.publish("a", "a2", "t", false);                  // 4
+  hub.publish("b", "b2", "t", false);                  // 5
+  hub.publish("c", "c2", "t", false);                  // 6
 
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a", "b"}, a1->id_text()), ResumeOutcome::exact);
-  hub.publish("b", "t", "b3", false);  // 7, live after the replay
-  hub.publish("c", "t", "c3", false);  // 8
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a", "b"}, a1->id_text()), ResumeOutcome::exact);
+  hub.publish("b", "b3", "t", false);  // 7, live after the replay
+  hub.publish("c", "c3", "t", false);  // 8
 
-  const auto messages = drain_sse(*subscriber);
+  const auto messages = drain_sse(*mailbox);
   EXPECT_EQ(event_seqs(messages), (std::vector<std::uint64_t>{2, 4, 5, 7}));
   std::vector<std::string> data;
   for (const auto& message : messages) data.push_back(message.data);
@@ -114,20 +114,20 @@ TEST(Resume, ReplaysExactlyTheMissedEventsOfEveryChannelInOrder) {
 
 TEST(Resume, FromTheHeadReplaysNothing) {
   Hub hub{config()};
-  hub.publish("a", "t", "x", false);
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, hub.head_id()), ResumeOutcome::exact);
-  EXPECT_EQ(subscriber->pending_events(), 0u);
+  hub.publish("a", "x", "t", false);
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, hub.head_id()), ResumeOutcome::exact);
+  EXPECT_EQ(mailbox->pending_events(), 0u);
 }
 
 TEST(Resume, EvictedHistoryGivesAGapFrameWithoutAnIdBeforeReplayedEvents) {
   Hub hub{config(3)};
-  for (int i = 1; i <= 6; ++i) hub.publish("a", "t", std::to_string(i), false);
-  hub.publish("other", "t", "7", false);
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, id(1)), ResumeOutcome::gap);
+  for (int i = 1; i <= 6; ++i) hub.publish("a", std::to_string(i), "t", false);
+  hub.publish("other", "7", "t", false);
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, id(1)), ResumeOutcome::gap);
 
-  const auto stream = drain_sse_stream(*subscriber, nullptr, nullptr, id(1));
+  const auto stream = drain_sse_stream(*mailbox, nullptr, nullptr, id(1));
   const auto& messages = stream.messages;
   ASSERT_EQ(messages.size(), 4u);
   const SseMessage& gap = messages[0];
@@ -147,8 +147,8 @@ TEST(Resume, EvictedHistoryGivesAGapFrameWithoutAnIdBeforeReplayedEvents) {
 // replayed events rather than from the head (which would skip them).
 TEST(Resume, ClientCutOffRightAfterTheGapResumesFromBeforeTheReplay) {
   Hub hub{config(3)};
-  for (int i = 1; i <= 6; ++i) hub.publish("a", "t", std::to_string(i), false);
-  const auto first = hub.make_subscriber(big_mailbox(), nullptr);
+  for (int i = 1; i <= 6; ++i) hub.publish("a", std::to_string(i), "t", false);
+  const auto first = hub.make_mailbox(big_mailbox(), nullptr);
   EXPECT_EQ(hub.subscribe(first, {"a"}, id(1)), ResumeOutcome::gap);
   const auto gap_only = first->take(0);  // one frame: the gap
   EXPECT_EQ(gap_only.events, 1u);
@@ -158,21 +158,21 @@ TEST(Resume, ClientCutOffRightAfterTheGapResumesFromBeforeTheReplay) {
   EXPECT_EQ(seen.last_event_id, id(1));
   hub.detach(first);
 
-  const auto second = hub.make_subscriber(big_mailbox(), nullptr);
+  const auto second = hub.make_mailbox(big_mailbox(), nullptr);
   EXPECT_EQ(hub.subscribe(second, {"a"}, seen.last_event_id), ResumeOutcome::gap);
   EXPECT_EQ(event_seqs(drain_sse(*second)), (std::vector<std::uint64_t>{4, 5, 6}));
 }
 
 TEST(Resume, GapWithNothingToReplayCarriesTheHeadAsItsId) {
   Hub hub{config(1024, 20ms)};
-  for (int i = 0; i < 3; ++i) hub.publish("a", "t", "x", false);
+  for (int i = 0; i < 3; ++i) hub.publish("a", "x", "t", false);
   std::this_thread::sleep_for(60ms);
   EXPECT_EQ(hub.sweep(), 1u);
-  hub.publish("other", "t", "x", false);  // 4, the head
+  hub.publish("other", "x", "t", false);  // 4, the head
 
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, id(1)), ResumeOutcome::gap);
-  const auto stream = drain_sse_stream(*subscriber, nullptr, nullptr, id(1));
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, id(1)), ResumeOutcome::gap);
+  const auto stream = drain_sse_stream(*mailbox, nullptr, nullptr, id(1));
   ASSERT_EQ(stream.messages.size(), 1u);
   EXPECT_EQ(stream.messages[0].event, "gap");
   EXPECT_TRUE(stream.messages[0].has_id);
@@ -182,7 +182,7 @@ TEST(Resume, GapWithNothingToReplayCarriesTheHeadAsItsId) {
   EXPECT_EQ(stream.last_event_id, id(4));
 
   // In WebSocket framing the id is a member of the gap object, and only then.
-  const auto ws = hub.make_subscriber(big_mailbox(Framing::websocket), nullptr);
+  const auto ws = hub.make_mailbox(big_mailbox(Framing::websocket), nullptr);
   EXPECT_EQ(hub.subscribe(ws, {"a"}, id(1)), ResumeOutcome::gap);
   const auto batch = ws->take(1 << 20);
   EXPECT_TRUE(is_valid_json(batch.data)) << batch.data;
@@ -193,53 +193,53 @@ TEST(Resume, GapWithNothingToReplayCarriesTheHeadAsItsId) {
 // event after it is not an overflow, and once drained the bound is back.
 TEST(Resume, ReplayLargerThanTheMailboxDoesNotOverflowTheNextLiveEvent) {
   Hub hub{config()};
-  for (int i = 1; i <= 7; ++i) hub.publish("a", "t", std::to_string(i), false);
-  const auto subscriber =
-      hub.make_subscriber({Framing::sse, OverflowPolicy::disconnect, {2, 1 << 20}}, nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, id(0)), ResumeOutcome::exact);
-  EXPECT_EQ(subscriber->pending_events(), 7u);
-  hub.publish("a", "t", "8", false);
-  EXPECT_FALSE(subscriber->closed());
+  for (int i = 1; i <= 7; ++i) hub.publish("a", std::to_string(i), "t", false);
+  const auto mailbox =
+      hub.make_mailbox({Framing::sse, OverflowPolicy::disconnect, {2, 1 << 20}}, nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, id(0)), ResumeOutcome::exact);
+  EXPECT_EQ(mailbox->pending_events(), 7u);
+  hub.publish("a", "8", "t", false);
+  EXPECT_FALSE(mailbox->closed());
   EXPECT_EQ(hub.subscriber_count("a"), 1u);
   EXPECT_EQ(Metrics::read(hub.metrics().slow_consumer_disconnects), 0u);
-  const auto messages = drain_sse(*subscriber);
+  const auto messages = drain_sse(*mailbox);
   EXPECT_EQ(event_seqs(messages), (std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
   std::vector<std::string> data;
   for (const auto& message : messages) data.push_back(message.data);
   EXPECT_EQ(data, (std::vector<std::string>{"1", "2", "3", "4", "5", "6", "7", "8"}));
 
   // Drained: the mailbox bound of 2 applies again.
-  hub.publish("a", "t", "9", false);
-  hub.publish("a", "t", "10", false);
-  EXPECT_FALSE(subscriber->closed());
-  hub.publish("a", "t", "11", false);
-  EXPECT_TRUE(subscriber->closed());
+  hub.publish("a", "9", "t", false);
+  hub.publish("a", "10", "t", false);
+  EXPECT_FALSE(mailbox->closed());
+  hub.publish("a", "11", "t", false);
+  EXPECT_TRUE(mailbox->closed());
   EXPECT_EQ(hub.subscriber_count("a"), 0u);
   EXPECT_EQ(Metrics::read(hub.metrics().slow_consumer_disconnects), 1u);
   bool closed = false;
   std::string reason;
-  EXPECT_TRUE(drain_sse(*subscriber, &closed, &reason).empty());
+  EXPECT_TRUE(drain_sse(*mailbox, &closed, &reason).empty());
   EXPECT_TRUE(closed);
   EXPECT_EQ(reason, close_reason::slow_consumer);
 }
 
 TEST(Resume, NoGapWhenOnlyAlreadySeenEventsWereEvicted) {
   Hub hub{config(3)};
-  for (int i = 1; i <= 6; ++i) hub.publish("a", "t", std::to_string(i), false);
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, id(3)), ResumeOutcome::exact);
-  const auto messages = drain_sse(*subscriber);
+  for (int i = 1; i <= 6; ++i) hub.publish("a", std::to_string(i), "t", false);
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, id(3)), ResumeOutcome::exact);
+  const auto messages = drain_sse(*mailbox);
   EXPECT_EQ(event_names(messages), (std::vector<std::string>{"t", "t", "t"}));
   EXPECT_EQ(event_seqs(messages), (std::vector<std::uint64_t>{4, 5, 6}));
 }
 
 TEST(Resume, GapNamesOnlyTheChannelsThatLostEvents) {
   Hub hub{config(2)};
-  for (int i = 0; i < 4; ++i) hub.publish("a", "t", "a", false);  // 1-4, 1-2 evicted
-  hub.publish("b", "t", "b", false);                              // 5
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a", "b"}, id(1)), ResumeOutcome::gap);
-  const auto messages = drain_sse(*subscriber);
+  for (int i = 0; i < 4; ++i) hub.publish("a", "a", "t", false);  // 1-4, 1-2 evicted
+  hub.publish("b", "b", "t", false);                              // 5
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a", "b"}, id(1)), ResumeOutcome::gap);
+  const auto messages = drain_sse(*mailbox);
   ASSERT_FALSE(messages.empty());
   EXPECT_NE(messages[0].data.find("\"channels\":[\"a\"]"), std::string::npos) << messages[0].data;
   EXPECT_EQ(event_seqs(messages), (std::vector<std::uint64_t>{3, 4, 5}));
@@ -247,23 +247,23 @@ TEST(Resume, GapNamesOnlyTheChannelsThatLostEvents) {
 
 TEST(Resume, SweptChannelStillReportsItsGap) {
   Hub hub{config(1024, 20ms)};
-  for (int i = 0; i < 3; ++i) hub.publish("a", "t", "x", false);
+  for (int i = 0; i < 3; ++i) hub.publish("a", "x", "t", false);
   std::this_thread::sleep_for(60ms);
   EXPECT_EQ(hub.sweep(), 1u);
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, id(1)), ResumeOutcome::gap);
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, id(1)), ResumeOutcome::gap);
 }
 
 TEST(Resume, ChannelRecreatedAfterSweepStillReportsItsGap) {
   Hub hub{config(1024, 20ms)};
-  for (int i = 0; i < 3; ++i) hub.publish("a", "t", "x", false);
+  for (int i = 0; i < 3; ++i) hub.publish("a", "x", "t", false);
   std::this_thread::sleep_for(60ms);
   EXPECT_EQ(hub.sweep(), 1u);
   // Someone joins the channel again, bringing it back without history.
-  const auto newcomer = hub.make_subscriber(big_mailbox(), nullptr);
+  const auto newcomer = hub.make_mailbox(big_mailbox(), nullptr);
   hub.subscribe(newcomer, {"a"});
 
-  const auto returning = hub.make_subscriber(big_mailbox(), nullptr);
+  const auto returning = hub.make_mailbox(big_mailbox(), nullptr);
   EXPECT_EQ(hub.subscribe(returning, {"a"}, id(1)), ResumeOutcome::gap)
       << "events 2-3 were lost without a gap frame";
   const auto messages = drain_sse(*returning);
@@ -273,8 +273,8 @@ TEST(Resume, ChannelRecreatedAfterSweepStillReportsItsGap) {
 
 TEST(Resume, ResetForMalformedForeignOrFutureIds) {
   Hub hub{config()};
-  hub.publish("a", "t", "x", false);
-  hub.publish("a", "t", "y", false);
+  hub.publish("a", "x", "t", false);
+  hub.publish("a", "y", "t", false);
   struct Case {
     std::string last;
     std::string reason;
@@ -287,9 +287,9 @@ TEST(Resume, ResetForMalformedForeignOrFutureIds) {
   };
   for (const auto& c : cases) {
     const std::string head = hub.head_id();
-    const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-    EXPECT_EQ(hub.subscribe(subscriber, {"a"}, c.last), ResumeOutcome::reset) << c.last;
-    const auto messages = drain_sse(*subscriber);
+    const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+    EXPECT_EQ(hub.subscribe(mailbox, {"a"}, c.last), ResumeOutcome::reset) << c.last;
+    const auto messages = drain_sse(*mailbox);
     ASSERT_EQ(messages.size(), 1u) << c.last;
     EXPECT_EQ(messages[0].event, "reset");
     EXPECT_EQ(messages[0].id, head) << "the next Last-Event-ID must be current";
@@ -297,26 +297,26 @@ TEST(Resume, ResetForMalformedForeignOrFutureIds) {
     EXPECT_NE(messages[0].data.find("\"reason\":\"" + c.reason + "\""), std::string::npos)
         << messages[0].data;
     // Live from the head: the next event arrives, nothing older.
-    const auto next = hub.publish("a", "t", "z", false);
-    EXPECT_EQ(event_seqs(drain_sse(*subscriber)), (std::vector<std::uint64_t>{next->id().seq}));
-    hub.detach(subscriber);
+    const auto next = hub.publish("a", "z", "t", false);
+    EXPECT_EQ(event_seqs(drain_sse(*mailbox)), (std::vector<std::uint64_t>{next->id().seq}));
+    hub.detach(mailbox);
   }
   EXPECT_EQ(Metrics::read(hub.metrics().resumes_reset), cases.size());
 }
 
 TEST(Resume, ResetEchoesAHostileIdSafely) {
   Hub hub{config()};
-  const auto subscriber = hub.make_subscriber(big_mailbox(Framing::websocket), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, "\"},\n\x01" + std::string(500, 'x')),
+  const auto mailbox = hub.make_mailbox(big_mailbox(Framing::websocket), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, "\"},\n\x01" + std::string(500, 'x')),
             ResumeOutcome::reset);
-  const auto batch = subscriber->take(1 << 20);
+  const auto batch = mailbox->take(1 << 20);
   EXPECT_TRUE(is_valid_json(batch.data)) << batch.data;
   EXPECT_LT(batch.data.size(), 400u) << "the echoed id is not bounded";
 }
 
 TEST(Resume, ResetEchoesTheIdOnCharacterBoundaries) {
   Hub hub{config()};
-  hub.publish("a", "t", "x", false);
+  hub.publish("a", "x", "t", false);
   const std::string ascii63(63, 'x');
   struct Case {
     std::string last;
@@ -332,9 +332,9 @@ TEST(Resume, ResetEchoesTheIdOnCharacterBoundaries) {
   };
   for (const auto& c : cases) {
     for (const Framing framing : {Framing::sse, Framing::websocket}) {
-      const auto subscriber = hub.make_subscriber(big_mailbox(framing), nullptr);
-      EXPECT_EQ(hub.subscribe(subscriber, {"a"}, c.last), ResumeOutcome::reset);
-      const auto batch = subscriber->take(1 << 20);
+      const auto mailbox = hub.make_mailbox(big_mailbox(framing), nullptr);
+      EXPECT_EQ(hub.subscribe(mailbox, {"a"}, c.last), ResumeOutcome::reset);
+      const auto batch = mailbox->take(1 << 20);
       EXPECT_TRUE(is_valid_utf8(batch.data)) << testing::PrintToString(batch.data);
       std::string expected;
       append_json_string(expected, c.echoed);
@@ -343,18 +343,18 @@ TEST(Resume, ResetEchoesTheIdOnCharacterBoundaries) {
       if (framing == Framing::websocket) {
         EXPECT_TRUE(is_valid_json(batch.data)) << batch.data;
       }
-      hub.detach(subscriber);
+      hub.detach(mailbox);
     }
   }
 }
 
 TEST(Resume, WebSocketControlFramesAreValidJson) {
   Hub hub{config(1)};
-  hub.publish("a", "t", "1", false);
-  hub.publish("a", "t", "{\"n\":2}", true);
-  const auto subscriber = hub.make_subscriber(big_mailbox(Framing::websocket), nullptr);
-  EXPECT_EQ(hub.subscribe(subscriber, {"a"}, id(0)), ResumeOutcome::gap);
-  const auto batch = subscriber->take(1 << 20);
+  hub.publish("a", "1", "t", false);
+  hub.publish("a", "{\"n\":2}", "t", true);
+  const auto mailbox = hub.make_mailbox(big_mailbox(Framing::websocket), nullptr);
+  EXPECT_EQ(hub.subscribe(mailbox, {"a"}, id(0)), ResumeOutcome::gap);
+  const auto batch = mailbox->take(1 << 20);
   EXPECT_TRUE(is_valid_json(batch.data)) << batch.data;
   EXPECT_EQ(batch.data.rfind("[{\"type\":\"gap\"", 0), 0u) << batch.data;
   EXPECT_NE(batch.data.find("\"data\":{\"n\":2}"), std::string::npos) << batch.data;
@@ -362,13 +362,13 @@ TEST(Resume, WebSocketControlFramesAreValidJson) {
 
 TEST(Resume, AddingChannelsWithAnIdDoesNotRepeatLiveEvents) {
   Hub hub{config()};
-  const auto subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-  hub.subscribe(subscriber, {"a"});
-  const auto a1 = hub.publish("a", "t", "a1", false);  // delivered live
-  hub.publish("a", "t", "a2", false);                  // delivered live
-  hub.publish("b", "t", "b1", false);                  // missed: not yet on b
-  EXPECT_EQ(hub.subscribe(subscriber, {"a", "b"}, a1->id_text()), ResumeOutcome::exact);
-  EXPECT_EQ(event_seqs(drain_sse(*subscriber)), (std::vector<std::uint64_t>{1, 2, 3}));
+  const auto mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+  hub.subscribe(mailbox, {"a"});
+  const auto a1 = hub.publish("a", "a1", "t", false);  // delivered live
+  hub.publish("a", "a2", "t", false);                  // delivered live
+  hub.publish("b", "b1", "t", false);                  // missed: not yet on b
+  EXPECT_EQ(hub.subscribe(mailbox, {"a", "b"}, a1->id_text()), ResumeOutcome::exact);
+  EXPECT_EQ(event_seqs(drain_sse(*mailbox)), (std::vector<std::uint64_t>{1, 2, 3}));
 }
 
 // Publishes run on another thread while subscribers resume from points in the
@@ -385,14 +385,14 @@ TEST(Resume, ConcurrentPublishesAreNeitherMissedNorDuplicated) {
   std::thread publisher([&] {
     for (std::uint64_t i = 0; i < kEvents; ++i) {
       const int channel = static_cast<int>(i % kChannels);
-      const auto event = hub.publish("ch" + std::to_string(channel), "t", std::to_string(i), false);
+      const auto event = hub.publish("ch" + std::to_string(channel), std::to_string(i), "t", false);
       published_channel[event->id().seq] = static_cast<std::uint64_t>(channel);
       head.store(event->id().seq, std::memory_order_release);
     }
   });
 
   struct Resumer {
-    SubscriberPtr subscriber;
+    MailboxPtr mailbox;
     int channel = 0;
     std::uint64_t from = 0;
   };
@@ -405,9 +405,9 @@ TEST(Resume, ConcurrentPublishesAreNeitherMissedNorDuplicated) {
     Resumer& resumer = resumers[r];
     resumer.channel = r % kChannels;
     resumer.from = head.load(std::memory_order_acquire) - 40;
-    resumer.subscriber = hub.make_subscriber(big_mailbox(), nullptr);
-    const auto outcome = hub.subscribe(resumer.subscriber, {"ch" + std::to_string(resumer.channel)},
-                                       id(resumer.from));
+    resumer.mailbox = hub.make_mailbox(big_mailbox(), nullptr);
+    const auto outcome =
+        hub.subscribe(resumer.mailbox, {"ch" + std::to_string(resumer.channel)}, id(resumer.from));
     EXPECT_EQ(outcome, ResumeOutcome::exact);
   }
   publisher.join();
@@ -419,7 +419,7 @@ TEST(Resume, ConcurrentPublishesAreNeitherMissedNorDuplicated) {
         expected.push_back(seq);
       }
     }
-    const auto seqs = event_seqs(drain_sse(*resumer.subscriber));
+    const auto seqs = event_seqs(drain_sse(*resumer.mailbox));
     ASSERT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
     EXPECT_EQ(std::adjacent_find(seqs.begin(), seqs.end()), seqs.end()) << "duplicate event";
     EXPECT_EQ(seqs, expected) << "resumer on ch" << resumer.channel << " from " << resumer.from;

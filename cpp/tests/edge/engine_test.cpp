@@ -95,7 +95,7 @@ TEST(EdgeEngine, AdoptAfterBeginShutdownThrowsClosedAndClosesTheConnection) {
                    Closed);
     }
     EXPECT_TRUE(connection->is_closed());
-    EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::shutdown);
+    EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::shutdown);
     std::string raw;
     EXPECT_TRUE(test::read_to_eof(pair.client.get(), raw));
     EXPECT_TRUE(raw.empty());
@@ -116,7 +116,7 @@ TEST(EdgeEngine, GracefulShutdownFlushesCloseFramesThenWaitIdle) {
   }));
   EXPECT_FALSE(h.engine().wait_idle(50ms));
 
-  h.hub().publish("c", "message", "before shutdown", false);
+  h.hub().publish("c", "before shutdown", "message", false);
   h.engine().begin_shutdown();
   h.manager().shutdown();
 
@@ -155,8 +155,8 @@ TEST(EdgeEngine, StopForceClosesEverythingAndIsIdempotent) {
   h.engine().stop();
   EXPECT_TRUE(sse->is_closed());
   EXPECT_TRUE(ws->is_closed());
-  EXPECT_EQ(sse->subscriber()->closed_reason(), close_reason::shutdown);
-  EXPECT_EQ(ws->subscriber()->closed_reason(), close_reason::shutdown);
+  EXPECT_EQ(sse->mailbox()->closed_reason(), close_reason::shutdown);
+  EXPECT_EQ(ws->mailbox()->closed_reason(), close_reason::shutdown);
   std::string raw;
   EXPECT_TRUE(test::read_to_eof(sse_pair.client.get(), raw, 1s));
   EXPECT_TRUE(test::read_to_eof(ws_pair.client.get(), ws_raw, 1s));
@@ -217,7 +217,7 @@ TEST(EdgeEngine, ConcurrentPublishAdoptAndClose) {
       int n = 0;
       while (running.load()) {
         try {
-          h.hub().publish(t == 0 ? "c" : "d", "message", "payload " + std::to_string(n++), false);
+          h.hub().publish(t == 0 ? "c" : "d", "payload " + std::to_string(n++), "message", false);
         } catch (const Closed&) {
           return;
         }

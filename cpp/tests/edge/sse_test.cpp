@@ -39,7 +39,7 @@ TEST(EdgeSse, ChunkedInitialBytesThenEvents) {
   auto connection = h.open(Framing::sse);
   h.engine().adopt_sse(pair.server.release(), connection,
                        SseAdopt{true, std::string{kWelcome}, ""});
-  for (int i = 1; i <= 3; ++i) h.hub().publish("c", "message", "event " + std::to_string(i), false);
+  for (int i = 1; i <= 3; ++i) h.hub().publish("c", "event " + std::to_string(i), "message", false);
 
   std::string raw;
   const auto chunks = read_chunks(pair.client.get(), raw, 4);
@@ -62,7 +62,7 @@ TEST(EdgeSse, NonChunkedWritesBareFrames) {
   auto connection = h.open(Framing::sse);
   h.engine().adopt_sse(pair.server.release(), connection,
                        SseAdopt{false, std::string{kWelcome}, ""});
-  h.hub().publish("c", "update", "line one\nline two", false);
+  h.hub().publish("c", "line one\nline two", "update", false);
 
   std::string raw;
   read_until(pair.client.get(), raw,
@@ -79,7 +79,7 @@ TEST(EdgeSse, EventsQueuedBeforeAdoptionGoInOneGatherWrite) {
   EngineHarness h;
   auto pair = loopback_pair();
   auto connection = h.open(Framing::sse);
-  for (int i = 1; i <= 50; ++i) h.hub().publish("c", "message", "e" + std::to_string(i), false);
+  for (int i = 1; i <= 50; ++i) h.hub().publish("c", "e" + std::to_string(i), "message", false);
   h.engine().adopt_sse(pair.server.release(), connection,
                        SseAdopt{true, std::string{kWelcome}, ""});
 
@@ -103,7 +103,7 @@ TEST(EdgeSse, SeveralEventsPerWriteWhenBehind) {
   EngineHarness h{config};
   auto pair = loopback_pair();
   auto connection = h.open(Framing::sse);
-  for (int i = 1; i <= 100; ++i) h.hub().publish("c", "message", std::string(100, 'x'), false);
+  for (int i = 1; i <= 100; ++i) h.hub().publish("c", std::string(100, 'x'), "message", false);
   h.engine().adopt_sse(pair.server.release(), connection, SseAdopt{true, "", ""});
 
   std::string raw;
@@ -159,7 +159,7 @@ TEST(EdgeSse, ClientDisconnectClosesAtOnce) {
   pair.client.reset();
   EXPECT_TRUE(test::eventually([&] { return connection->is_closed(); }, 2s));
   EXPECT_LT(std::chrono::steady_clock::now() - before, 1s);
-  EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::client_gone);
+  EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::client_gone);
   EXPECT_TRUE(h.engine().wait_idle(2s));
   const auto metrics = h.engine().metrics();
   EXPECT_EQ(metrics.open_sse, 0u);
@@ -173,7 +173,7 @@ TEST(EdgeSse, BytesFromTheClientAreDiscarded) {
   auto connection = h.open(Framing::sse);
   h.engine().adopt_sse(pair.server.release(), connection, SseAdopt{true, "", "GET / HTTP/1.1\r\n"});
   test::send_all(pair.client.get(), std::string(100000, 'z'));
-  h.hub().publish("c", "message", "still here", false);
+  h.hub().publish("c", "still here", "message", false);
   std::string raw;
   read_chunks(pair.client.get(), raw, 1);
   EXPECT_EQ(parse_sse(test::join(decode_chunks(raw)->chunks)).at(0).data, "still here");
@@ -186,7 +186,7 @@ TEST(EdgeSse, CloseFrameOnShutdownWithRetryThenLastChunk) {
   auto connection = h.open(Framing::sse);
   h.engine().adopt_sse(pair.server.release(), connection,
                        SseAdopt{true, std::string{kWelcome}, ""});
-  h.hub().publish("c", "message", "last", false);
+  h.hub().publish("c", "last", "message", false);
   std::string raw;
   read_chunks(pair.client.get(), raw, 2);
 
@@ -200,7 +200,7 @@ TEST(EdgeSse, CloseFrameOnShutdownWithRetryThenLastChunk) {
   EXPECT_EQ(chunks->chunks.back(),
             "retry: 5000\nevent: close\ndata: {\"reason\":\"shutdown\"}\n\n");
   EXPECT_TRUE(h.engine().wait_idle(2s));
-  EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::shutdown);
+  EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::shutdown);
 }
 
 TEST(EdgeSse, CloseFrameWithoutRetryForOtherReasons) {
@@ -235,7 +235,7 @@ TEST(EdgeSse, AlreadyClosedConnectionGetsInitialAndCloseFrame) {
   EngineHarness h;
   auto pair = loopback_pair();
   auto connection = h.open(Framing::sse);
-  connection->subscriber()->close(close_reason::replaced);
+  connection->mailbox()->close(close_reason::replaced);
   h.engine().adopt_sse(pair.server.release(), connection,
                        SseAdopt{true, std::string{kWelcome}, ""});
   std::string raw;
@@ -256,10 +256,10 @@ TEST(EdgeSse, ClientThatStopsReadingIsClosedBySendTimeout) {
   auto connection = h.open(Framing::sse, {"c"}, MailboxLimits{100000, 1 << 30});
   h.engine().adopt_sse(pair.server.release(), connection, SseAdopt{true, "", ""});
   const std::string big(64 * 1024, 'b');
-  for (int i = 0; i < 64; ++i) h.hub().publish("c", "message", big, false);
+  for (int i = 0; i < 64; ++i) h.hub().publish("c", big, "message", false);
 
   EXPECT_TRUE(test::eventually([&] { return connection->is_closed(); }, 5s));
-  EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::slow_consumer);
+  EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::slow_consumer);
   EXPECT_GE(h.engine().metrics().send_timeouts, 1u);
   EXPECT_TRUE(h.engine().wait_idle(2s));
   // The client gets the connection closed under it, not a close frame.
@@ -276,12 +276,12 @@ TEST(EdgeSse, ClientThatStopsReadingOverflowsItsMailbox) {
   h.engine().adopt_sse(pair.server.release(), connection, SseAdopt{true, "", ""});
   const std::string big(64 * 1024, 'b');
   for (int i = 0; i < 64; ++i) {
-    h.hub().publish("c", "message", big, false);
-    if (connection->subscriber()->closed()) break;
+    h.hub().publish("c", big, "message", false);
+    if (connection->mailbox()->closed()) break;
     std::this_thread::sleep_for(1ms);
   }
-  EXPECT_TRUE(test::eventually([&] { return connection->subscriber()->closed(); }, 2s));
-  EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::slow_consumer);
+  EXPECT_TRUE(test::eventually([&] { return connection->mailbox()->closed(); }, 2s));
+  EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::slow_consumer);
   // The write in flight never completes: the send timeout ends the session.
   EXPECT_TRUE(test::eventually([&] { return connection->is_closed(); }, 5s));
   EXPECT_TRUE(h.engine().wait_idle(2s));

@@ -312,8 +312,8 @@ class EngineHarness {
     ConnectionRequest request;
     request.session_id = session.empty() ? generate_session_id() : std::move(session);
     request.channels = std::move(channels);
-    request.subscriber.framing = framing;
-    request.subscriber.limits = limits;
+    request.mailbox.framing = framing;
+    request.mailbox.limits = limits;
     return manager_.open(std::move(request), engine_->next_notifier());
   }
 

@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "sessionstream/core/subscriber.hpp"
+#include "sessionstream/core/mailbox.hpp"
 #include "test_support.hpp"
 
 namespace sessionstream {
@@ -11,54 +11,54 @@ namespace {
 
 using test::make_event;
 
-SubscriberOptions options(std::size_t max_events, OverflowPolicy overflow,
-                          Framing framing = Framing::sse) {
-  return SubscriberOptions{framing, overflow, MailboxLimits{max_events, 1 << 20}};
+MailboxOptions options(std::size_t max_events, OverflowPolicy overflow,
+                       Framing framing = Framing::sse) {
+  return MailboxOptions{framing, overflow, MailboxLimits{max_events, 1 << 20}};
 }
 
-TEST(SubscriberTakeEvents, ReturnsTheSharedEventsThemselves) {
-  Subscriber subscriber{1, options(16, OverflowPolicy::disconnect), nullptr};
+TEST(MailboxTakeEvents, ReturnsTheSharedEventsThemselves) {
+  Mailbox mailbox{1, options(16, OverflowPolicy::disconnect), nullptr};
   const auto first = make_event(1, "a");
   const auto second = make_event(2, "b");
-  subscriber.deliver(first);
-  subscriber.deliver(second);
-  const auto batch = subscriber.take_events(1 << 20);
+  mailbox.deliver(first);
+  mailbox.deliver(second);
+  const auto batch = mailbox.take_events(1 << 20);
   ASSERT_EQ(batch.events.size(), 2u);
   EXPECT_EQ(batch.events[0], first);
   EXPECT_EQ(batch.events[1], second);
   EXPECT_FALSE(batch.closed);
-  EXPECT_EQ(subscriber.pending_events(), 0u);
-  EXPECT_EQ(subscriber.pending_bytes(), 0u);
+  EXPECT_EQ(mailbox.pending_events(), 0u);
+  EXPECT_EQ(mailbox.pending_bytes(), 0u);
 }
 
-TEST(SubscriberTakeEvents, HonoursTheByteBudgetAndTakesAtLeastOne) {
-  Subscriber subscriber{1, options(16, OverflowPolicy::disconnect), nullptr};
-  for (std::uint64_t seq = 1; seq <= 5; ++seq) subscriber.deliver(make_event(seq, "0123456789"));
-  EXPECT_EQ(subscriber.take_events(1).events.size(), 1u);
+TEST(MailboxTakeEvents, HonoursTheByteBudgetAndTakesAtLeastOne) {
+  Mailbox mailbox{1, options(16, OverflowPolicy::disconnect), nullptr};
+  for (std::uint64_t seq = 1; seq <= 5; ++seq) mailbox.deliver(make_event(seq, "0123456789"));
+  EXPECT_EQ(mailbox.take_events(1).events.size(), 1u);
   // 74 budget bytes per event: two reach 148 >= 100.
-  EXPECT_EQ(subscriber.take_events(100).events.size(), 2u);
-  EXPECT_EQ(subscriber.take_events(1 << 20).events.size(), 2u);
-  EXPECT_TRUE(subscriber.take_events(1 << 20).events.empty());
+  EXPECT_EQ(mailbox.take_events(100).events.size(), 2u);
+  EXPECT_EQ(mailbox.take_events(1 << 20).events.size(), 2u);
+  EXPECT_TRUE(mailbox.take_events(1 << 20).events.empty());
 }
 
-TEST(SubscriberTakeEvents, RemarksTheNotifierWhileEventsRemain) {
+TEST(MailboxTakeEvents, RemarksTheNotifierWhileEventsRemain) {
   const auto notifier = std::make_shared<Notifier>();
-  Subscriber subscriber{7, options(16, OverflowPolicy::disconnect), notifier};
-  for (std::uint64_t seq = 1; seq <= 3; ++seq) subscriber.deliver(make_event(seq));
+  Mailbox mailbox{7, options(16, OverflowPolicy::disconnect), notifier};
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) mailbox.deliver(make_event(seq));
   EXPECT_EQ(notifier->take_ready(), std::vector<std::uint64_t>{7});
-  (void)subscriber.take_events(1);
+  (void)mailbox.take_events(1);
   EXPECT_EQ(notifier->take_ready(), std::vector<std::uint64_t>{7});
-  (void)subscriber.take_events(1 << 20);
+  (void)mailbox.take_events(1 << 20);
   EXPECT_TRUE(notifier->take_ready().empty());
-  subscriber.deliver(make_event(4));
+  mailbox.deliver(make_event(4));
   EXPECT_EQ(notifier->take_ready(), std::vector<std::uint64_t>{7});
-  EXPECT_EQ(subscriber.notifier(), notifier);
+  EXPECT_EQ(mailbox.notifier(), notifier);
 }
 
-TEST(SubscriberTakeEvents, GapEventComesFirstAfterDropOldest) {
-  Subscriber subscriber{1, options(2, OverflowPolicy::drop_oldest), nullptr};
-  for (std::uint64_t seq = 1; seq <= 5; ++seq) subscriber.deliver(make_event(seq));
-  const auto batch = subscriber.take_events(1 << 20);
+TEST(MailboxTakeEvents, GapEventComesFirstAfterDropOldest) {
+  Mailbox mailbox{1, options(2, OverflowPolicy::drop_oldest), nullptr};
+  for (std::uint64_t seq = 1; seq <= 5; ++seq) mailbox.deliver(make_event(seq));
+  const auto batch = mailbox.take_events(1 << 20);
   ASSERT_EQ(batch.events.size(), 3u);
   EXPECT_TRUE(batch.events[0]->is_control());
   EXPECT_EQ(batch.events[0]->type(), "gap");
@@ -67,32 +67,32 @@ TEST(SubscriberTakeEvents, GapEventComesFirstAfterDropOldest) {
   EXPECT_EQ(batch.events[1]->id().seq, 4u);
   EXPECT_EQ(batch.events[2]->id().seq, 5u);
   // Reported once.
-  subscriber.deliver(make_event(6));
-  const auto next = subscriber.take_events(1 << 20);
+  mailbox.deliver(make_event(6));
+  const auto next = mailbox.take_events(1 << 20);
   ASSERT_EQ(next.events.size(), 1u);
   EXPECT_FALSE(next.events[0]->is_control());
 }
 
-TEST(SubscriberTakeEvents, ClosedOnlyOnceDrained) {
-  Subscriber subscriber{1, options(16, OverflowPolicy::disconnect), nullptr};
-  subscriber.deliver(make_event(1));
-  subscriber.deliver(make_event(2));
-  subscriber.close(close_reason::shutdown);
-  const auto first = subscriber.take_events(1);
+TEST(MailboxTakeEvents, ClosedOnlyOnceDrained) {
+  Mailbox mailbox{1, options(16, OverflowPolicy::disconnect), nullptr};
+  mailbox.deliver(make_event(1));
+  mailbox.deliver(make_event(2));
+  mailbox.close(close_reason::shutdown);
+  const auto first = mailbox.take_events(1);
   EXPECT_EQ(first.events.size(), 1u);
   EXPECT_FALSE(first.closed);
-  const auto last = subscriber.take_events(1);
+  const auto last = mailbox.take_events(1);
   EXPECT_EQ(last.events.size(), 1u);
   EXPECT_TRUE(last.closed);
   EXPECT_EQ(last.close_reason, close_reason::shutdown);
-  const auto after = subscriber.take_events(1);
+  const auto after = mailbox.take_events(1);
   EXPECT_TRUE(after.events.empty());
   EXPECT_TRUE(after.closed);
 }
 
-TEST(SubscriberTakeEvents, TakeFramesTheSameEvents) {
-  Subscriber events{1, options(2, OverflowPolicy::drop_oldest, Framing::websocket), nullptr};
-  Subscriber frames{2, options(2, OverflowPolicy::drop_oldest, Framing::websocket), nullptr};
+TEST(MailboxTakeEvents, TakeFramesTheSameEvents) {
+  Mailbox events{1, options(2, OverflowPolicy::drop_oldest, Framing::websocket), nullptr};
+  Mailbox frames{2, options(2, OverflowPolicy::drop_oldest, Framing::websocket), nullptr};
   for (std::uint64_t seq = 1; seq <= 4; ++seq) {
     const auto event = make_event(seq, "{\"n\":1}", "c", "message", true);
     events.deliver(event);

@@ -72,7 +72,7 @@ TEST(EdgeWebSocket, HandshakeCarriesExtraHeadersThenWelcomeThenEvents) {
   EXPECT_EQ(a.response->at(boost::beast::http::field::server), "sessionstream");
   EXPECT_EQ(a.client->read(), std::string{kWelcome});
 
-  h.hub().publish("c", "update", R"({"n":1})", true);
+  h.hub().publish("c", R"({"n":1})", "update", true);
   const auto frame = a.client->read();
   ASSERT_TRUE(frame);
   EXPECT_TRUE(test::is_valid_json(*frame)) << *frame;
@@ -87,7 +87,7 @@ TEST(EdgeWebSocket, QueuedEventsArriveAsOneJsonArrayFrame) {
   EngineHarness h;
   auto pair = loopback_pair();
   auto connection = h.open(Framing::websocket);
-  for (int i = 0; i < 20; ++i) h.hub().publish("c", "message", "text " + std::to_string(i), false);
+  for (int i = 0; i < 20; ++i) h.hub().publish("c", "text " + std::to_string(i), "message", false);
   WsClient client{std::move(pair.client)};
   ASSERT_TRUE(client.handshake(pair.server.get(), [&](std::string request) {
     h.engine().adopt_websocket(pair.server.release(), connection,
@@ -107,7 +107,7 @@ TEST(EdgeWebSocket, DirectSendTextGoesBeforeMailboxFrames) {
   const std::string welcome = "[\"" + std::string(4 << 20, 'w') + "\"]";
   auto a = adopt(h, {}, welcome, 8192, 8192);
   ASSERT_TRUE(a.response);
-  h.hub().publish("c", "message", "after", false);
+  h.hub().publish("c", "after", "message", false);
   EXPECT_TRUE(h.engine().send_text(a.connection->id(), R"([{"type":"pong"}])"));
   EXPECT_EQ(a.client->read(), welcome);
   EXPECT_EQ(a.client->read(), std::string{R"([{"type":"pong"}])"});
@@ -143,7 +143,7 @@ TEST(EdgeWebSocket, OutboxOverflowClosesAsSlowConsumer) {
   EXPECT_TRUE(h.engine().send_text(id, "[1]"));
   EXPECT_TRUE(h.engine().send_text(id, "[2]"));
   EXPECT_FALSE(h.engine().send_text(id, "[3]"));
-  EXPECT_EQ(a.connection->subscriber()->closed_reason(), close_reason::slow_consumer);
+  EXPECT_EQ(a.connection->mailbox()->closed_reason(), close_reason::slow_consumer);
   EXPECT_TRUE(test::eventually([&] { return a.connection->is_closed(); }));
   const auto messages = inbound(h, 1);
   ASSERT_EQ(messages.size(), 1u);
@@ -181,7 +181,7 @@ TEST(EdgeWebSocket, InboundMessagesAndClosedNoticeMarkTheHostNotifier) {
   EXPECT_EQ(messages[0].kind, InboundMessage::Kind::closed);
   EXPECT_EQ(messages[0].text, "client_gone");
   EXPECT_TRUE(a.connection->is_closed());
-  EXPECT_EQ(a.connection->subscriber()->closed_reason(), close_reason::client_gone);
+  EXPECT_EQ(a.connection->mailbox()->closed_reason(), close_reason::client_gone);
   EXPECT_TRUE(h.engine().wait_idle(2s));
 }
 
@@ -285,7 +285,7 @@ TEST(EdgeWebSocket, CloseCodePerReason) {
     auto a = adopt(h);
     ASSERT_TRUE(a.response);
     ASSERT_TRUE(a.client->read());  // welcome
-    a.connection->subscriber()->close(c.reason);
+    a.connection->mailbox()->close(c.reason);
     EXPECT_FALSE(a.client->read());
     EXPECT_EQ(a.client->error(), websocket::error::closed) << a.client->error().message();
     EXPECT_EQ(a.client->reason().code, c.code);
@@ -308,7 +308,7 @@ TEST(EdgeWebSocket, LongCloseReasonIsCutToWholeCharacters) {
   std::string reason;
   for (int i = 0; i < 50; ++i) reason += "\xC3\xA9";  // 100 bytes
   reason = "x" + reason + reason;                     // 201 bytes
-  a.connection->subscriber()->close(reason);
+  a.connection->mailbox()->close(reason);
   EXPECT_FALSE(a.client->read());
   EXPECT_EQ(a.client->error(), websocket::error::closed);
   EXPECT_EQ(a.client->reason().code, 1000);
@@ -503,7 +503,7 @@ TEST_F(RawWebSocket, ClientCloseIsAnswered) {
   send(test::client_frame(8, std::string{"\x03\xE8", 2} + "bye"));
   EXPECT_EQ(close_code(), 1000);
   expect_closed_connection();
-  EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::client_gone);
+  EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::client_gone);
 }
 
 TEST_F(RawWebSocket, PeerThatKeepsItsSocketAfterAProtocolErrorIsCutOff) {
@@ -515,7 +515,7 @@ TEST_F(RawWebSocket, PeerThatKeepsItsSocketAfterAProtocolErrorIsCutOff) {
   const auto before = std::chrono::steady_clock::now();
   EXPECT_TRUE(test::eventually([&] { return connection->is_closed(); }, 4s));
   EXPECT_LT(std::chrono::steady_clock::now() - before, 3s);
-  EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::client_gone);
+  EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::client_gone);
 }
 
 TEST_F(RawWebSocket, KeepAlivePingsThenIdleTimeout) {
@@ -527,19 +527,19 @@ TEST_F(RawWebSocket, KeepAlivePingsThenIdleTimeout) {
   EXPECT_EQ(ping->opcode, 9) << "a ping at half the idle timeout";
   // Never answered: the connection ends once the idle timeout has passed.
   EXPECT_TRUE(test::eventually([&] { return connection->is_closed(); }, 3s));
-  EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::client_gone);
+  EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::client_gone);
 }
 
 TEST_F(RawWebSocket, PeerVanishingIsDetectedAtOnce) {
   open();
   client.reset();
   EXPECT_TRUE(test::eventually([&] { return connection->is_closed(); }, 1s));
-  EXPECT_EQ(connection->subscriber()->closed_reason(), close_reason::client_gone);
+  EXPECT_EQ(connection->mailbox()->closed_reason(), close_reason::client_gone);
 }
 
 TEST_F(RawWebSocket, CloseHandshakeIsBoundedWhenThePeerNeverAnswers) {
   open();
-  connection->subscriber()->close(close_reason::replaced);
+  connection->mailbox()->close(close_reason::replaced);
   EXPECT_EQ(close_code(), 4000);
   // The client never answers the close frame; the engine gives up after ~2 s.
   const auto before = std::chrono::steady_clock::now();

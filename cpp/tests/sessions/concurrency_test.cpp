@@ -41,7 +41,7 @@ ConnectionRequest request(std::string session, std::vector<std::string> channels
   r.session_id = std::move(session);
   r.ip = "10.1.1.1";
   r.channels = std::move(channels);
-  r.subscriber.limits = limits;
+  r.mailbox.limits = limits;
   return r;
 }
 
@@ -83,7 +83,7 @@ TEST(Concurrency, PublishersChurnAndResumingConsumers) {
       const auto deadline = std::chrono::steady_clock::now() + 60s;
       while (consumer_seqs[c].empty() || consumer_seqs[c].back() < kTotal) {
         ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "consumer " << c << " stalled";
-        const auto batch = connection->subscriber()->take(4096);
+        const auto batch = connection->mailbox()->take(4096);
         for (const auto& message : parse_sse(batch.data)) {
           if (message.event == "gap" || message.event == "reset") {
             ++consumer_gaps[c];
@@ -117,7 +117,7 @@ TEST(Concurrency, PublishersChurnAndResumingConsumers) {
         auto connection =
             manager.open(request(session, {kChannels[random() % kChannels.size()]}), notifier);
         churn_opens.fetch_add(1);
-        const auto batch = connection->subscriber()->take(1 << 16);
+        const auto batch = connection->mailbox()->take(1 << 16);
         const auto seqs = event_seqs(parse_sse(batch.data));
         EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
         if (i % 3 == 0) connection->subscribe({kChannels[random() % kChannels.size()]});
@@ -133,7 +133,7 @@ TEST(Concurrency, PublishersChurnAndResumingConsumers) {
     publishers.emplace_back([&, p] {
       for (int i = 0; i < kEventsPerPublisher; ++i) {
         const auto& channel = kChannels[static_cast<std::size_t>(p * 2 + i % 2)];
-        hub.publish(channel, "t", std::to_string(i), false);
+        hub.publish(channel, std::to_string(i), "t", false);
       }
     });
   }
@@ -190,7 +190,7 @@ TEST(Concurrency, SwapAfterProcessingRace) {
       for (int i = 0; keep_going(i); ++i) {
         open.push_back(manager.open(request(session, {"shared"}), notifier));
         opened.fetch_add(1);
-        (void)open.back()->subscriber()->take(1 << 16);
+        (void)open.back()->mailbox()->take(1 << 16);
         if (open.size() > 2 || random() % 2 == 0) {
           const auto victim = random() % open.size();
           open[victim]->close();
@@ -199,7 +199,7 @@ TEST(Concurrency, SwapAfterProcessingRace) {
         std::this_thread::sleep_for(20us);
         // Owners close what the manager retired.
         std::erase_if(open, [](const ConnectionPtr& c) {
-          if (!c->subscriber()->closed()) return false;
+          if (!c->mailbox()->closed()) return false;
           c->close();
           return true;
         });
@@ -244,7 +244,7 @@ TEST(Concurrency, SwapAfterProcessingRace) {
     int i = 0;
     while (openers_left.load() > 0) {
       manager.send_personal(session, "t", std::to_string(i++), false);
-      hub.publish("shared", "t", "s", false);
+      hub.publish("shared", "s", "t", false);
       count_swaps();
       std::this_thread::sleep_for(100us);
     }
@@ -260,7 +260,7 @@ TEST(Concurrency, SwapAfterProcessingRace) {
   EXPECT_EQ(m.pending_swaps, 0u);
   EXPECT_EQ(m.processing_connections, 0u);
   EXPECT_EQ(m.unique_browser_sessions, 0u);
-  EXPECT_EQ(m.total_connections_lifetime, static_cast<std::uint64_t>(opened.load()));
+  EXPECT_EQ(m.opened_lifetime, static_cast<std::uint64_t>(opened.load()));
   EXPECT_EQ(hub.subscriber_count("shared"), 0u);
   EXPECT_EQ(hub.subscriber_count(private_channel(session)), 0u);
 
@@ -268,19 +268,19 @@ TEST(Concurrency, SwapAfterProcessingRace) {
   const auto notifier = std::make_shared<Notifier>();
   const auto last = manager.open(request(session, {}), notifier);
   manager.send_personal(session, "t", "hello", false);
-  const auto messages = parse_sse(last->subscriber()->take(1 << 16).data);
+  const auto messages = parse_sse(last->mailbox()->take(1 << 16).data);
   ASSERT_EQ(messages.size(), 1u);
   EXPECT_EQ(messages[0].data, "hello");
 }
 
 // Closing the hub while publishers and subscribers are busy: every publish
-// either succeeds or throws Closed, and every subscriber ends closed.
+// either succeeds or throws Closed, and every mailbox ends closed.
 TEST(Concurrency, HubCloseDuringTraffic) {
   Hub hub{hub_config()};
   std::atomic<bool> stop{false};
-  std::vector<SubscriberPtr> subscribers;
+  std::vector<MailboxPtr> subscribers;
   for (int i = 0; i < 8; ++i) {
-    subscribers.push_back(hub.make_subscriber(
+    subscribers.push_back(hub.make_mailbox(
         {Framing::websocket, OverflowPolicy::drop_oldest, {16, 1 << 20}}, nullptr));
     hub.subscribe(subscribers.back(), {kChannels[static_cast<std::size_t>(i % 4)]});
   }
@@ -291,7 +291,7 @@ TEST(Concurrency, HubCloseDuringTraffic) {
       // Publishes until the hub refuses: close() must reach every publisher.
       for (int i = 0;; ++i) {
         try {
-          hub.publish(kChannels[static_cast<std::size_t>((p + i) % 4)], "t", "x", false);
+          hub.publish(kChannels[static_cast<std::size_t>((p + i) % 4)], "x", "t", false);
         } catch (const Closed&) {
           closed_errors.fetch_add(1);
           return;
@@ -301,8 +301,8 @@ TEST(Concurrency, HubCloseDuringTraffic) {
   }
   threads.emplace_back([&] {
     while (!stop.load()) {
-      for (const auto& subscriber : subscribers) {
-        const auto batch = subscriber->take(1 << 12);
+      for (const auto& mailbox : subscribers) {
+        const auto batch = mailbox->take(1 << 12);
         if (!batch.data.empty()) EXPECT_TRUE(test::is_valid_json(batch.data));
       }
     }
@@ -314,11 +314,11 @@ TEST(Concurrency, HubCloseDuringTraffic) {
   for (auto& thread : threads) thread.join();
 
   EXPECT_EQ(closed_errors.load(), 3);
-  for (const auto& subscriber : subscribers) {
-    EXPECT_TRUE(subscriber->closed());
-    Subscriber::Batch batch;
+  for (const auto& mailbox : subscribers) {
+    EXPECT_TRUE(mailbox->closed());
+    Mailbox::Batch batch;
     do {
-      batch = subscriber->take(1 << 20);
+      batch = mailbox->take(1 << 20);
     } while (!batch.closed);
     EXPECT_EQ(batch.close_reason, close_reason::shutdown);
   }
@@ -353,9 +353,9 @@ TEST(Concurrency, ShutdownRacingWithOpens) {
   for (auto& thread : threads) thread.join();
 
   for (const auto& connection : held) {
-    Subscriber::Batch batch;
+    Mailbox::Batch batch;
     do {
-      batch = connection->subscriber()->take(1 << 20);
+      batch = connection->mailbox()->take(1 << 20);
     } while (!batch.closed && !batch.data.empty());
     if (batch.closed) {
       EXPECT_EQ(batch.close_reason, close_reason::shutdown);

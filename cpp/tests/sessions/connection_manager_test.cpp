@@ -33,7 +33,7 @@ ConnectionRequest request(std::string session, std::string ip = "10.0.0.1",
 std::vector<std::string> received(const ConnectionPtr& connection, bool* closed = nullptr,
                                   std::string* reason = nullptr) {
   std::vector<std::string> data;
-  for (const SseMessage& message : drain_sse(*connection->subscriber(), closed, reason)) {
+  for (const SseMessage& message : drain_sse(*connection->mailbox(), closed, reason)) {
     data.push_back(message.data);
   }
   return data;
@@ -71,7 +71,7 @@ TEST_F(ConnectionManagerTest, OpenRegistersTheConnectionAndItsPrivateChannel) {
   EXPECT_EQ(connection->session_id(), "sessionA1");
   EXPECT_EQ(connection->ip(), "10.0.0.1");
   EXPECT_EQ(connection->resume_outcome(), ResumeOutcome::live);
-  EXPECT_EQ(connection->id(), connection->subscriber()->id());
+  EXPECT_EQ(connection->id(), connection->mailbox()->id());
   EXPECT_EQ(connection->channels(), (std::vector<std::string>{"news", "session:sessionA1"}));
 
   const auto infos = manager.connections_of("sessionA1");
@@ -84,7 +84,7 @@ TEST_F(ConnectionManagerTest, OpenRegistersTheConnectionAndItsPrivateChannel) {
   EXPECT_EQ(events[0].connection_id, connection->id());
   EXPECT_EQ(events[0].session_id, "sessionA1");
 
-  hub_.publish("news", "t", "headline", false);
+  hub_.publish("news", "headline", "t", false);
   EXPECT_EQ(received(connection), (std::vector<std::string>{"headline"}));
 }
 
@@ -102,7 +102,7 @@ TEST_F(ConnectionManagerTest, InvalidRequestsAreRejectedBeforeRegistering) {
   }
   const auto m = manager.metrics();
   EXPECT_EQ(m.active_connections, 0u);
-  EXPECT_EQ(m.total_connections_lifetime, 0u);
+  EXPECT_EQ(m.opened_lifetime, 0u);
   EXPECT_EQ(hub_.subscriber_count("session:otherSess1"), 0u);
 }
 
@@ -196,8 +196,8 @@ TEST_F(ConnectionManagerTest, ReconnectUnderLatestIsNeverRefusedForTheTabItRepla
   auto old_tab = manager.open(request("sessionA1"), notifier_);
   // The cap is 1 and the old tab is still open: the newcomer replaces it.
   const auto new_tab = manager.open(request("sessionA1"), notifier_);
-  EXPECT_TRUE(old_tab->subscriber()->closed());
-  EXPECT_FALSE(new_tab->subscriber()->closed());
+  EXPECT_TRUE(old_tab->mailbox()->closed());
+  EXPECT_FALSE(new_tab->mailbox()->closed());
 }
 
 TEST_F(ConnectionManagerTest, PoliciesActWithinOneGroup) {
@@ -209,9 +209,9 @@ TEST_F(ConnectionManagerTest, PoliciesActWithinOneGroup) {
   const auto stream = manager.open(sse, notifier_);
   const auto first_chat = manager.open(chat, notifier_);
   const auto second_chat = manager.open(chat, notifier_);
-  EXPECT_FALSE(stream->subscriber()->closed()) << "another group must not be replaced";
-  EXPECT_TRUE(first_chat->subscriber()->closed());
-  EXPECT_FALSE(second_chat->subscriber()->closed());
+  EXPECT_FALSE(stream->mailbox()->closed()) << "another group must not be replaced";
+  EXPECT_TRUE(first_chat->mailbox()->closed());
+  EXPECT_FALSE(second_chat->mailbox()->closed());
 }
 
 TEST_F(ConnectionManagerTest, PolicyAllKeepsEveryTab) {
@@ -221,7 +221,7 @@ TEST_F(ConnectionManagerTest, PolicyAllKeepsEveryTab) {
   manager.send_personal("sessionA1", "t", "both", false);
   EXPECT_EQ(received(a), (std::vector<std::string>{"both"}));
   EXPECT_EQ(received(b), (std::vector<std::string>{"both"}));
-  EXPECT_FALSE(a->subscriber()->closed());
+  EXPECT_FALSE(a->mailbox()->closed());
   EXPECT_EQ(manager.metrics().active_connections, 2u);
   EXPECT_EQ(manager.metrics().unique_browser_sessions, 1u);
 }
@@ -248,16 +248,16 @@ TEST_F(ConnectionManagerTest, PolicyLatestReplacesTheOldTab) {
 
   old_tab->close();
   EXPECT_EQ(manager.metrics().active_connections, 1u);
-  EXPECT_FALSE(new_tab->subscriber()->closed());
+  EXPECT_FALSE(new_tab->mailbox()->closed());
 }
 
 TEST_F(ConnectionManagerTest, RequestPolicyOverridesTheDefault) {
   ConnectionManager manager{hub_, {}, ConnectionPolicy::all};
   const auto b1 = manager.open(request("sessionB2"), notifier_);
   const auto b2 = manager.open(request("sessionB2", "ip", {}, ConnectionPolicy::latest), notifier_);
-  EXPECT_TRUE(b1->subscriber()->closed()) << "the request's policy was ignored";
+  EXPECT_TRUE(b1->mailbox()->closed()) << "the request's policy was ignored";
   const auto b3 = manager.open(request("sessionB2"), notifier_);
-  EXPECT_FALSE(b2->subscriber()->closed()) << "the default policy is all";
+  EXPECT_FALSE(b2->mailbox()->closed()) << "the default policy is all";
 }
 
 TEST_F(ConnectionManagerTest, ParseConnectionPolicy) {
@@ -293,7 +293,7 @@ TEST_F(ConnectionManagerTest, SwapAfterProcessingRegistersTheNewcomerAtOnce) {
   EXPECT_EQ(m.pending_swaps, 1u);
 
   // Both receive while the busy one finishes.
-  EXPECT_FALSE(busy->subscriber()->closed());
+  EXPECT_FALSE(busy->mailbox()->closed());
   manager.send_personal("browser01", "reply", "partial answer", false);
   EXPECT_EQ(received(newcomer), (std::vector<std::string>{"partial answer"}));
   EXPECT_EQ(received(busy), (std::vector<std::string>{"partial answer"}));
@@ -318,16 +318,16 @@ TEST_F(ConnectionManagerTest, SwapAfterProcessingRegistersTheNewcomerAtOnce) {
 
   busy->close();
   EXPECT_EQ(manager.metrics().active_connections, 1u);
-  EXPECT_FALSE(newcomer->subscriber()->closed());
+  EXPECT_FALSE(newcomer->mailbox()->closed());
 }
 
 TEST_F(ConnectionManagerTest, SwapAfterProcessingReplacesAnIdleTabAtOnce) {
   ConnectionManager manager{hub_, {}, ConnectionPolicy::swap_after_processing};
   const auto idle = manager.open(request("browser01"), notifier_);
   const auto newcomer = manager.open(request("browser01"), notifier_);
-  EXPECT_TRUE(idle->subscriber()->closed());
+  EXPECT_TRUE(idle->mailbox()->closed());
   EXPECT_EQ(manager.metrics().pending_swaps, 0u);
-  EXPECT_FALSE(newcomer->subscriber()->closed());
+  EXPECT_FALSE(newcomer->mailbox()->closed());
 }
 
 TEST_F(ConnectionManagerTest, SwapIsCancelledWhenTheNewcomerLeavesFirst) {
@@ -340,7 +340,7 @@ TEST_F(ConnectionManagerTest, SwapIsCancelledWhenTheNewcomerLeavesFirst) {
   newcomer->close();
   EXPECT_EQ(manager.metrics().pending_swaps, 0u);
   manager.unmark_processing(busy->id());
-  EXPECT_FALSE(busy->subscriber()->closed()) << "the last tab was closed for a departed newcomer";
+  EXPECT_FALSE(busy->mailbox()->closed()) << "the last tab was closed for a departed newcomer";
   manager.send_personal("browser01", "t", "still here", false);
   EXPECT_EQ(received(busy), (std::vector<std::string>{"still here"}));
   const auto events = hub_.lifecycle()->take();
@@ -361,7 +361,7 @@ TEST_F(ConnectionManagerTest, SwapCompletesWhenTheBusyTabLeavesFirst) {
   const auto* swapped = find_event(events, LifecycleKind::swapped, busy->id());
   ASSERT_NE(swapped, nullptr);
   EXPECT_EQ(swapped->other_connection_id, newcomer->id());
-  EXPECT_FALSE(newcomer->subscriber()->closed());
+  EXPECT_FALSE(newcomer->mailbox()->closed());
 }
 
 TEST_F(ConnectionManagerTest, ALaterNewcomerTakesOverThePendingSwap) {
@@ -370,14 +370,14 @@ TEST_F(ConnectionManagerTest, ALaterNewcomerTakesOverThePendingSwap) {
   manager.mark_processing(busy->id());
   const auto second = manager.open(request("browser01"), notifier_);
   const auto third = manager.open(request("browser01"), notifier_);
-  EXPECT_TRUE(second->subscriber()->closed()) << "an idle tab outlived a newer one";
-  EXPECT_FALSE(busy->subscriber()->closed());
+  EXPECT_TRUE(second->mailbox()->closed()) << "an idle tab outlived a newer one";
+  EXPECT_FALSE(busy->mailbox()->closed());
   EXPECT_EQ(manager.metrics().pending_swaps, 1u);
   second->close();
   EXPECT_EQ(manager.metrics().pending_swaps, 1u);
 
   manager.unmark_processing(busy->id());
-  EXPECT_TRUE(busy->subscriber()->closed());
+  EXPECT_TRUE(busy->mailbox()->closed());
   EXPECT_EQ(manager.metrics().pending_swaps, 0u);
   const auto events = hub_.lifecycle()->take();
   const auto* swapped = find_event(events, LifecycleKind::swapped, busy->id());
@@ -425,11 +425,11 @@ TEST_F(ConnectionManagerTest, DisconnectChannelDropsItFromEveryTabOfTheSession) 
   EXPECT_THROW((void)manager.disconnect_channel("sessionA1", ""), InvalidArgument);
   EXPECT_EQ(a1->channels(), (std::vector<std::string>{"sport", "session:sessionA1"}));
   EXPECT_EQ(hub_.subscriber_count("news"), 1u);
-  hub_.publish("news", "t", "n", false);
+  hub_.publish("news", "n", "t", false);
   EXPECT_TRUE(received(a1).empty());
   EXPECT_TRUE(received(a2).empty());
   EXPECT_EQ(received(b1), (std::vector<std::string>{"n"}));
-  EXPECT_FALSE(a2->subscriber()->closed()) << "dropping a channel closed the connection";
+  EXPECT_FALSE(a2->mailbox()->closed()) << "dropping a channel closed the connection";
 }
 
 TEST_F(ConnectionManagerTest, CloseConnectionOnlyClosesAConnectionOfTheCallersSession) {
@@ -438,11 +438,11 @@ TEST_F(ConnectionManagerTest, CloseConnectionOnlyClosesAConnectionOfTheCallersSe
   auto b1 = manager.open(request("sessionB2"), notifier_);
   EXPECT_FALSE(manager.close_connection("sessionA1", b1->id(), close_reason::client_gone))
       << "a session closed another session's connection";
-  EXPECT_FALSE(b1->subscriber()->closed());
+  EXPECT_FALSE(b1->mailbox()->closed());
   EXPECT_FALSE(manager.close_connection("sessionA1", 999999, close_reason::client_gone));
   EXPECT_TRUE(manager.close_connection("sessionA1", a1->id(), close_reason::client_gone));
-  EXPECT_TRUE(a1->subscriber()->closed());
-  EXPECT_EQ(a1->subscriber()->closed_reason(), close_reason::client_gone);
+  EXPECT_TRUE(a1->mailbox()->closed());
+  EXPECT_EQ(a1->mailbox()->closed_reason(), close_reason::client_gone);
   EXPECT_FALSE(manager.close_connection("sessionA1", a1->id(), close_reason::client_gone))
       << "closing twice reported success";
 }
@@ -462,7 +462,7 @@ TEST_F(ConnectionManagerTest, CloseSessionClosesEveryTabOfThatSessionOnly) {
     EXPECT_TRUE(closed);
     EXPECT_EQ(reason, close_reason::session_cleanup);
   }
-  EXPECT_FALSE(b1->subscriber()->closed());
+  EXPECT_FALSE(b1->mailbox()->closed());
   a1.reset();
   a2.reset();
   const auto m = manager.metrics();
@@ -473,8 +473,8 @@ TEST_F(ConnectionManagerTest, CloseSessionClosesEveryTabOfThatSessionOnly) {
 
 TEST_F(ConnectionManagerTest, OpenResumesFromTheLastEventId) {
   ConnectionManager manager{hub_};
-  const auto first = hub_.publish("news", "t", "one", false);
-  hub_.publish("news", "t", "two", false);
+  const auto first = hub_.publish("news", "one", "t", false);
+  hub_.publish("news", "two", "t", false);
   auto r = request("sessionA1", "ip", {"news"});
   r.last_event_id = first->id_text();
   const auto connection = manager.open(std::move(r), notifier_);
@@ -564,7 +564,7 @@ TEST_F(ConnectionManagerTest, MetricsFollowTheConnections) {
   auto b = manager.open(request("sessionA1"), notifier_);
   auto c = manager.open(request("sessionB2"), notifier_);
   manager.mark_processing(a->id());
-  for (int i = 0; i < 6; ++i) manager.record_message();
+  for (int i = 0; i < 6; ++i) manager.record_client_message();
   manager.record_error();
   manager.record_error();
 
@@ -573,10 +573,10 @@ TEST_F(ConnectionManagerTest, MetricsFollowTheConnections) {
   EXPECT_EQ(m.unique_browser_sessions, 2u);
   EXPECT_EQ(m.processing_connections, 1u);
   EXPECT_EQ(m.pending_swaps, 0u);
-  EXPECT_EQ(m.total_connections_lifetime, 3u);
-  EXPECT_EQ(m.total_messages, 6u);
-  EXPECT_EQ(m.total_errors, 2u);
-  EXPECT_DOUBLE_EQ(m.avg_messages_per_connection, 2.0);
+  EXPECT_EQ(m.opened_lifetime, 3u);
+  EXPECT_EQ(m.client_messages, 6u);
+  EXPECT_EQ(m.errors, 2u);
+  EXPECT_DOUBLE_EQ(m.client_messages_per_connection, 2.0);
   EXPECT_GE(m.uptime_seconds, 0.0);
   EXPECT_LT(m.uptime_seconds, 60.0);
 
@@ -586,7 +586,7 @@ TEST_F(ConnectionManagerTest, MetricsFollowTheConnections) {
   EXPECT_EQ(m.active_connections, 1u);
   EXPECT_EQ(m.unique_browser_sessions, 1u);
   EXPECT_EQ(m.processing_connections, 1u);
-  EXPECT_EQ(m.total_connections_lifetime, 3u) << "lifetime count must not go down";
+  EXPECT_EQ(m.opened_lifetime, 3u) << "lifetime count must not go down";
   a->close();
   m = manager.metrics();
   EXPECT_EQ(m.active_connections, 0u);
@@ -614,10 +614,10 @@ TEST_F(ConnectionManagerTest, LifecycleEventsReachTheQueue) {
                LimitExceeded);
 
   auto r = request("browser03", "ip", {"firehose"});
-  r.subscriber.limits = MailboxLimits{1, 1 << 20};
+  r.mailbox.limits = MailboxLimits{1, 1 << 20};
   const auto slow = manager.open(std::move(r), notifier_);
-  hub_.publish("firehose", "t", "1", false);
-  hub_.publish("firehose", "t", "2", false);
+  hub_.publish("firehose", "1", "t", false);
+  hub_.publish("firehose", "2", "t", false);
 
   const auto events = hub_.lifecycle()->take();
   const auto names = kinds(events);

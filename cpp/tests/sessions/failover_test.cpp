@@ -1,6 +1,6 @@
 // The failover policy: one tab of a session receives, later tabs wait on
 // standby and the most recent one takes over, resuming exactly, when the
-// active tab closes. Also the subscriber's last taken id it relies on.
+// active tab closes. Also the mailbox's last taken id it relies on.
 
 #include <gtest/gtest.h>
 
@@ -28,7 +28,7 @@ ConnectionRequest request(std::string session, std::vector<std::string> channels
   r.session_id = std::move(session);
   r.ip = "10.0.0.1";
   r.channels = std::move(channels);
-  r.subscriber.framing = framing;
+  r.mailbox.framing = framing;
   r.group = framing == Framing::sse ? "sse" : "websocket";
   return r;
 }
@@ -43,10 +43,10 @@ std::vector<int> numbers(const std::vector<SseMessage>& messages) {
 }
 
 // Takes frames one at a time until `count` events were taken; returns their data.
-std::vector<int> take_events(Subscriber& subscriber, std::size_t count) {
+std::vector<int> take_events(Mailbox& mailbox, std::size_t count) {
   std::vector<int> out;
   while (out.size() < count) {
-    const auto batch = subscriber.take_events(1);
+    const auto batch = mailbox.take_events(1);
     if (batch.events.empty()) break;
     for (const auto& event : batch.events) {
       if (!event->is_control()) out.push_back(std::stoi(event->data()));
@@ -56,7 +56,7 @@ std::vector<int> take_events(Subscriber& subscriber, std::size_t count) {
 }
 
 void publish_range(Hub& hub, int from, int to, const std::string& channel = "news") {
-  for (int i = from; i <= to; ++i) hub.publish(channel, "message", std::to_string(i), false);
+  for (int i = from; i <= to; ++i) hub.publish(channel, std::to_string(i), "message", false);
 }
 
 std::vector<int> range(int from, int to) {
@@ -94,9 +94,9 @@ TEST_F(FailoverTest, StandbyIsRegisteredToldAndReceivesNothing) {
 
   publish_range(hub_, 1, 3);
   manager_.send_personal("browser01", "message", "4", false);
-  EXPECT_EQ(numbers(drain_sse(*active->subscriber())), range(1, 4));
+  EXPECT_EQ(numbers(drain_sse(*active->mailbox())), range(1, 4));
 
-  const auto told = drain_sse(*standby->subscriber());
+  const auto told = drain_sse(*standby->mailbox());
   ASSERT_EQ(told.size(), 1u) << "a standby receives its standby frame and nothing else";
   EXPECT_EQ(told[0].event, "standby");
   EXPECT_EQ(told[0].data, "{\"active_connection_id\":" + std::to_string(active->id()) + "}");
@@ -125,16 +125,16 @@ TEST_F(FailoverTest, StandbyIsRegisteredToldAndReceivesNothing) {
 TEST_F(FailoverTest, PromotionResumesExactlyWhereTheActiveStopped) {
   const auto active = manager_.open(request("browser01"), notifier_);
   const auto standby = manager_.open(request("browser01"), notifier_);
-  (void)drain_sse(*standby->subscriber());  // the standby frame
+  (void)drain_sse(*standby->mailbox());  // the standby frame
 
   publish_range(hub_, 1, 5);
-  const auto taken_by_active = take_events(*active->subscriber(), 3);
+  const auto taken_by_active = take_events(*active->mailbox(), 3);
   ASSERT_EQ(taken_by_active, range(1, 3));
   publish_range(hub_, 6, 7);  // queued for the active one, never taken
   active->close();
   publish_range(hub_, 8, 10);
 
-  const auto batch = standby->subscriber()->take(1 << 20);
+  const auto batch = standby->mailbox()->take(1 << 20);
   // EventSource's lastEventId becomes the hand-over point before anything else.
   EXPECT_EQ(batch.data.rfind("id: fa-3\n\nevent: active\n", 0), 0u) << batch.data;
   const auto promoted = test::parse_sse(batch.data);
@@ -167,7 +167,7 @@ TEST_F(FailoverTest, ActiveThatTookNothingHandsOverFromWhereItOpened) {
   publish_range(hub_, 3, 5);
   active->close();
   publish_range(hub_, 6, 6);
-  const auto batch = standby->subscriber()->take_events(1 << 20);
+  const auto batch = standby->mailbox()->take_events(1 << 20);
   std::vector<std::string> types;
   std::vector<int> data;
   for (const auto& event : batch.events) {
@@ -186,7 +186,7 @@ TEST_F(FailoverTest, ASessionWithoutEventsPromotesLive) {
   const auto standby = manager_.open(request("browser01"), notifier_);
   active->close();
   publish_range(hub_, 1, 2);
-  const auto promoted = drain_sse(*standby->subscriber());
+  const auto promoted = drain_sse(*standby->mailbox());
   EXPECT_EQ(test::event_names(promoted),
             (std::vector<std::string>{"standby", "active", "message", "message"}));
   EXPECT_EQ(numbers(promoted), range(1, 2));
@@ -196,22 +196,22 @@ TEST_F(FailoverTest, TheMostRecentStandbyTakesOver) {
   const auto a = manager_.open(request("browser01"), notifier_);
   const auto b = manager_.open(request("browser01"), notifier_);
   const auto c = manager_.open(request("browser01"), notifier_);
-  (void)drain_sse(*b->subscriber());
-  const auto told_c = drain_sse(*c->subscriber());
+  (void)drain_sse(*b->mailbox());
+  const auto told_c = drain_sse(*c->mailbox());
   ASSERT_EQ(told_c.size(), 1u);
   EXPECT_EQ(told_c[0].data, "{\"active_connection_id\":" + std::to_string(a->id()) + "}");
 
   publish_range(hub_, 1, 2);
-  EXPECT_EQ(numbers(drain_sse(*a->subscriber())), range(1, 2));
+  EXPECT_EQ(numbers(drain_sse(*a->mailbox())), range(1, 2));
   a->close();
   publish_range(hub_, 3, 3);
-  EXPECT_EQ(numbers(drain_sse(*c->subscriber())), range(3, 3));
-  EXPECT_TRUE(drain_sse(*b->subscriber()).empty()) << "the older standby keeps waiting";
+  EXPECT_EQ(numbers(drain_sse(*c->mailbox())), range(3, 3));
+  EXPECT_TRUE(drain_sse(*b->mailbox()).empty()) << "the older standby keeps waiting";
   EXPECT_EQ(manager_.metrics().standby_connections, 1u);
 
   c->close();
   publish_range(hub_, 4, 4);
-  const auto promoted_b = drain_sse(*b->subscriber());
+  const auto promoted_b = drain_sse(*b->mailbox());
   EXPECT_EQ(test::event_names(promoted_b), (std::vector<std::string>{"active", "message"}));
   EXPECT_EQ(numbers(promoted_b), range(4, 4));
 }
@@ -220,15 +220,15 @@ TEST_F(FailoverTest, AStandbyClosingBeforePromotionIsSkipped) {
   const auto a = manager_.open(request("browser01"), notifier_);
   const auto b = manager_.open(request("browser01"), notifier_);
   const auto c = manager_.open(request("browser01"), notifier_);
-  (void)drain_sse(*b->subscriber());
+  (void)drain_sse(*b->mailbox());
   publish_range(hub_, 1, 2);
-  EXPECT_EQ(numbers(drain_sse(*a->subscriber())), range(1, 2));
+  EXPECT_EQ(numbers(drain_sse(*a->mailbox())), range(1, 2));
 
   // c is being closed (its owner has not released it yet) when a goes away.
   ASSERT_TRUE(manager_.close_connection("browser01", c->id(), close_reason::client_gone));
   a->close();
   publish_range(hub_, 3, 4);
-  EXPECT_EQ(numbers(drain_sse(*b->subscriber())), range(3, 4));
+  EXPECT_EQ(numbers(drain_sse(*b->mailbox())), range(3, 4));
   EXPECT_EQ(hub_.subscriber_count("news"), 1u) << "the closing standby was never attached";
   c->close();
   EXPECT_EQ(hub_.subscriber_count("news"), 1u);
@@ -239,11 +239,11 @@ TEST_F(FailoverTest, APromotedStandbyThatClosesAtOnceHandsOnTheSamePosition) {
   const auto b = manager_.open(request("browser01"), notifier_);
   const auto c = manager_.open(request("browser01"), notifier_);
   publish_range(hub_, 1, 4);
-  EXPECT_EQ(take_events(*a->subscriber(), 2), range(1, 2));
+  EXPECT_EQ(take_events(*a->mailbox(), 2), range(1, 2));
   a->close();  // c takes over from 2 but takes nothing
   c->close();  // so b must resume from 2 as well
   publish_range(hub_, 5, 5);
-  EXPECT_EQ(numbers(drain_sse(*b->subscriber())), range(3, 5));
+  EXPECT_EQ(numbers(drain_sse(*b->mailbox())), range(3, 5));
   EXPECT_EQ(hub_.subscriber_count("news"), 1u);
 }
 
@@ -273,10 +273,10 @@ TEST_F(FailoverTest, ChannelsSubscribedOnStandbyAreAttachedAtPromotion) {
   a->close();
   EXPECT_EQ(hub_.subscriber_count("extra"), 1u);
   EXPECT_EQ(hub_.subscriber_count("news"), 0u);
-  hub_.publish("extra", "message", "1", false);
-  hub_.publish("news", "message", "2", false);
+  hub_.publish("extra", "1", "message", false);
+  hub_.publish("news", "2", "message", false);
   std::vector<int> data;
-  for (const auto& event : b->subscriber()->take_events(1 << 20).events) {
+  for (const auto& event : b->mailbox()->take_events(1 << 20).events) {
     if (!event->is_control()) data.push_back(std::stoi(event->data()));
   }
   EXPECT_EQ(data, range(1, 1));
@@ -287,8 +287,8 @@ TEST_F(FailoverTest, OtherGroupsAndPoliciesAreUntouched) {
   const auto ws = manager_.open(request("browser01", {"news"}, Framing::websocket), notifier_);
   EXPECT_EQ(manager_.metrics().standby_connections, 0u) << "the first of each group is active";
   publish_range(hub_, 1, 1);
-  EXPECT_EQ(numbers(drain_sse(*sse->subscriber())), range(1, 1));
-  EXPECT_EQ(ws->subscriber()->take_events(1 << 20).events.size(), 1u);
+  EXPECT_EQ(numbers(drain_sse(*sse->mailbox())), range(1, 1));
+  EXPECT_EQ(ws->mailbox()->take_events(1 << 20).events.size(), 1u);
 }
 
 TEST_F(FailoverTest, ANewcomerAfterTheActiveClosedIsActiveItself) {
@@ -298,7 +298,7 @@ TEST_F(FailoverTest, ANewcomerAfterTheActiveClosedIsActiveItself) {
   EXPECT_FALSE(manager_.connections_of("browser01").back().standby);
   a->close();
   publish_range(hub_, 1, 1);
-  EXPECT_EQ(numbers(drain_sse(*b->subscriber())), range(1, 1));
+  EXPECT_EQ(numbers(drain_sse(*b->mailbox())), range(1, 1));
   EXPECT_EQ(hub_.subscriber_count("news"), 1u);
 }
 
@@ -328,7 +328,7 @@ TEST_F(FailoverTest, ConcurrentClosesLoseAndDuplicateNothing) {
   std::vector<std::unique_ptr<Tab>> tabs;
   std::atomic<int> total{0};
   auto big = request("browser01");
-  big.subscriber.limits = MailboxLimits{1 << 20, 1 << 30};
+  big.mailbox.limits = MailboxLimits{1 << 20, 1 << 30};
   for (int i = 0; i < kTabs; ++i) {
     auto tab = std::make_unique<Tab>();
     tab->connection = manager.open(big, notifier_);
@@ -337,9 +337,9 @@ TEST_F(FailoverTest, ConcurrentClosesLoseAndDuplicateNothing) {
   for (auto& owned : tabs) {
     Tab& tab = *owned;
     tab.consumer = std::thread([&tab, &total] {
-      const auto& subscriber = tab.connection->subscriber();
+      const auto& mailbox = tab.connection->mailbox();
       while (!tab.quit.load()) {  // quit: its client went away
-        const auto batch = subscriber->take_events(512);
+        const auto batch = mailbox->take_events(512);
         for (const auto& event : batch.events) {
           if (event->is_control()) continue;
           tab.taken.push_back(std::stoi(event->data()));
@@ -359,7 +359,7 @@ TEST_F(FailoverTest, ConcurrentClosesLoseAndDuplicateNothing) {
   std::thread publisher([&] {
     // Paced so that the publishes overlap every hand-over.
     for (int i = 1; i <= kEvents; ++i) {
-      hub_.publish("news", "message", std::to_string(i), false);
+      hub_.publish("news", std::to_string(i), "message", false);
       if (i % 100 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   });
@@ -403,29 +403,29 @@ TEST_F(FailoverTest, ConcurrentClosesLoseAndDuplicateNothing) {
       << "every quitting active handed over";
 }
 
-TEST(SubscriberLastTakenId, FollowsTheFramesThatCarryEventIds) {
-  auto subscriber = std::make_shared<Subscriber>(1, SubscriberOptions{}, nullptr);
-  EXPECT_EQ(subscriber->last_taken_id(), "");
-  subscriber->set_last_taken_id("1-0");
-  EXPECT_EQ(subscriber->last_taken_id(), "1-0");
+TEST(MailboxLastTakenId, FollowsTheFramesThatCarryEventIds) {
+  auto mailbox = std::make_shared<Mailbox>(1, MailboxOptions{}, nullptr);
+  EXPECT_EQ(mailbox->last_taken_id(), "");
+  mailbox->set_last_taken_id("1-0");
+  EXPECT_EQ(mailbox->last_taken_id(), "1-0");
 
-  subscriber->deliver(test::make_event(4));
-  subscriber->deliver(test::make_event(5));
-  EXPECT_EQ(subscriber->last_taken_id(), "1-0") << "pending is not taken";
-  (void)subscriber->take(1);  // one frame only
-  EXPECT_EQ(subscriber->last_taken_id(), "1-4");
-  (void)subscriber->take_events(1 << 20);
-  EXPECT_EQ(subscriber->last_taken_id(), "1-5");
+  mailbox->deliver(test::make_event(4));
+  mailbox->deliver(test::make_event(5));
+  EXPECT_EQ(mailbox->last_taken_id(), "1-0") << "pending is not taken";
+  (void)mailbox->take(1);  // one frame only
+  EXPECT_EQ(mailbox->last_taken_id(), "1-4");
+  (void)mailbox->take_events(1 << 20);
+  EXPECT_EQ(mailbox->last_taken_id(), "1-5");
 
-  subscriber->deliver(Event::transient("c", "message", "no id", false));
-  subscriber->deliver_control(Event::control("standby", "\"active_connection_id\":1"));
-  subscriber->deliver_control(Event::control("close", "", std::string{replaced_stream_id}));
-  (void)subscriber->take(1 << 20);
-  EXPECT_EQ(subscriber->last_taken_id(), "1-5") << "transient, id-less and marker frames";
+  mailbox->deliver(Event::transient("c", "message", "no id", false));
+  mailbox->deliver_control(Event::control("standby", "\"active_connection_id\":1"));
+  mailbox->deliver_control(Event::control("close", "", std::string{replaced_stream_id}));
+  (void)mailbox->take(1 << 20);
+  EXPECT_EQ(mailbox->last_taken_id(), "1-5") << "transient, id-less and marker frames";
 
-  subscriber->deliver_control(Event::position("1-9"));
-  (void)subscriber->take_events(1 << 20);
-  EXPECT_EQ(subscriber->last_taken_id(), "1-9") << "a position frame names the head";
+  mailbox->deliver_control(Event::position("1-9"));
+  (void)mailbox->take_events(1 << 20);
+  EXPECT_EQ(mailbox->last_taken_id(), "1-9") << "a position frame names the head";
 }
 
 }  // namespace

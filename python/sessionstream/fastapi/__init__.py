@@ -18,12 +18,11 @@ and in the browser ``new EventSource("/stream/sse?channel=news")``.
 
 from sessionstream.config import StreamConfig
 from sessionstream.fastapi.errors import StreamHTTPError, WSClose
-from sessionstream.fastapi.hub import Authorizer, ChannelForbiddenError, StreamHub
+from sessionstream.fastapi.hub import Authorizer, ChannelForbiddenError, StreamHub, get_stream_hub
 from sessionstream.fastapi.messages import MessageContext, MessageError, MessageHandler
 from sessionstream.fastapi.session import (
     StreamSession,
     get_session_id,
-    get_stream_hub,
     get_stream_session,
 )
 

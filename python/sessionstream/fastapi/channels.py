@@ -10,7 +10,7 @@ from sessionstream._core import is_foreign_private_channel, private_channel
 from sessionstream.fastapi.errors import StreamHTTPError
 
 if TYPE_CHECKING:
-    from sessionstream.fastapi.hooks import Authorizer
+    from sessionstream.fastapi.contracts import Authorizer
     from sessionstream.fastapi.session import StreamSession
 
 MAX_CHANNELS_PER_REQUEST = 64

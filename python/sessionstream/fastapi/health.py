@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -30,7 +30,7 @@ from sessionstream.session_ids import session_key
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from sessionstream.fastapi.hub import StreamHub
+    from sessionstream.fastapi.contracts import HealthHost
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ def _positive_query(request: Request, name: str, default: int) -> int:
     return value
 
 
-async def sessions_visible(hub: StreamHub, request: Request) -> bool:
+async def sessions_visible(hub: HealthHost, request: Request) -> bool:
     """Whether ``request`` may see per-session health detail (``health_sessions``, and
     under ``authorized`` the hub's ``health_authorize`` hook)."""
     cfg = hub.config
@@ -97,7 +97,7 @@ async def sessions_visible(hub: StreamHub, request: Request) -> bool:
 
 
 async def session_page(
-    hub: StreamHub, request: Request, cursors: HealthCursors
+    hub: HealthHost, request: Request, cursors: HealthCursors
 ) -> SessionPage | None:
     """The page of sessions ``request`` may see, or ``None`` when it sees counts only.
 
@@ -129,7 +129,7 @@ def _open_fds() -> int | None:
 
 
 def health_document(
-    hub: StreamHub, page: SessionPage | None = None, cursors: HealthCursors | None = None
+    hub: HealthHost, page: SessionPage | None = None, cursors: HealthCursors | None = None
 ) -> tuple[int, dict[str, Any]]:
     """Return ``(http_status, document)``; the per-session listing only with a ``page``."""
     cfg = hub.config
@@ -182,7 +182,7 @@ def health_document(
             # The private channel names the session id: shown under the same key.
             channels = [
                 "session:" + key if str(c) == "session:" + sid else str(c)
-                for c in view["channels"]  # type: ignore[union-attr]
+                for c in cast("list[object]", view["channels"])
             ]
             listed[key] = {
                 "domains": [c for c in channels if not c.startswith("session:")],
@@ -217,11 +217,11 @@ def health_document(
         "processing_connections": int(manager_metrics["processing_connections"]),
         "pending_swaps": int(manager_metrics["pending_swaps"]),
         "standby_connections": int(manager_metrics["standby_connections"]),
-        "opened_lifetime": int(manager_metrics["total_connections_lifetime"]),
-        "errors": int(manager_metrics["total_errors"]),
-        "client_messages": int(manager_metrics["total_messages"]),
+        "opened_lifetime": int(manager_metrics["opened_lifetime"]),
+        "errors": int(manager_metrics["errors"]),
+        "client_messages": int(manager_metrics["client_messages"]),
         "client_messages_per_connection": round(
-            float(manager_metrics["avg_messages_per_connection"]), 3
+            float(manager_metrics["client_messages_per_connection"]), 3
         ),
     }
     document: dict[str, Any] = {
@@ -293,7 +293,7 @@ _HUB_COUNTER_NAMES = {
 class NativeCollector(Collector):
     """Reads the native counters at scrape time; nothing is counted in Python."""
 
-    def __init__(self, hub: StreamHub) -> None:
+    def __init__(self, hub: HealthHost) -> None:
         self.hub = hub
 
     def collect(self) -> Iterator[Metric]:
@@ -316,9 +316,9 @@ class NativeCollector(Collector):
         for key, doc in gauges.items():
             yield GaugeMetricFamily(f"sessionstream_{key}", doc, value=float(m[key]))
         counters = {
-            "total_connections_lifetime": ("connections_opened", "Connections opened"),
-            "total_errors": ("errors", "Errors recorded by the application"),
-            "total_messages": ("messages", "Client messages handled"),
+            "opened_lifetime": ("connections_opened", "Connections opened"),
+            "errors": ("errors", "Errors recorded by the application"),
+            "client_messages": ("messages", "Client messages handled"),
         }
         for key, (name, doc) in counters.items():
             yield CounterMetricFamily(f"sessionstream_{name}", doc, value=float(m[key]))
@@ -371,7 +371,7 @@ class NativeCollector(Collector):
         yield from _health_metrics(hub)
 
 
-def _health_metrics(hub: StreamHub) -> Iterator[Metric]:
+def _health_metrics(hub: HealthHost) -> Iterator[Metric]:
     """The verdict of ``/health`` and of its sections as series, so that alerts and
     dashboards need not poll the JSON. ``sessionstream_kafka_consumer_lag`` exists only
     while a Kafka node consumer is configured."""
@@ -410,7 +410,7 @@ def _health_metrics(hub: StreamHub) -> Iterator[Metric]:
         yield lag
 
 
-def make_registry(hub: StreamHub) -> CollectorRegistry:
+def make_registry(hub: HealthHost) -> CollectorRegistry:
     """A registry of this hub's metrics only (no process-global state)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NativeCollector(hub))

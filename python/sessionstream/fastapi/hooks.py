@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 from sessionstream._core import LifecycleEvent
+from sessionstream.fastapi.contracts import HealthSection, LifecycleListener
 from sessionstream.fastapi.messages import RESERVED_TYPES, MessageHandler
 from sessionstream.session_ids import session_key
 
-if TYPE_CHECKING:
-    from starlette.requests import Request
-
-    from sessionstream.fastapi.session import StreamSession
-
 logger = logging.getLogger("sessionstream")
-
-Authorizer = Callable[["StreamSession", str], "bool | Awaitable[bool]"]
-HealthAuthorizer = Callable[["Request"], "bool | Awaitable[bool]"]
-LifecycleListener = Callable[[LifecycleEvent], None]
-HealthSection = Callable[[], dict[str, Any]]
 
 
 class HubHooks:

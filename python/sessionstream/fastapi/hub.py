@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from sessionstream._core import (
     Connection,
@@ -43,21 +43,22 @@ from sessionstream.config import Policy, StreamConfig
 from sessionstream.fastapi import logs as connection_logs
 from sessionstream.fastapi.channels import ChannelForbiddenError, authorize_channels
 from sessionstream.fastapi.connections import StreamConnections
-from sessionstream.fastapi.delivery import LoopWaker, Slot
-from sessionstream.fastapi.hooks import (
+from sessionstream.fastapi.contracts import (
     Authorizer,
     HealthAuthorizer,
     HealthSection,
-    HubHooks,
     LifecycleListener,
 )
+from sessionstream.fastapi.delivery import LoopWaker, Slot
+from sessionstream.fastapi.hooks import HubHooks
 from sessionstream.fastapi.messages import MessageHandler
 from sessionstream.fastapi.native import NativeDelivery, NativeSlot
 from sessionstream.fastapi.observability import HubSampler
 from sessionstream.fastapi.origin import parse_origins
 from sessionstream.fastapi.rate_limit import RateKey, RateLimits
+from sessionstream.fastapi.router import build_router
 from sessionstream.fastapi.runtime import HubRuntime, HubState
-from sessionstream.fastapi.session import StreamSession, session_from
+from sessionstream.fastapi.session import StreamSession, running_hub, session_from
 from sessionstream.fastapi.signals import DrainSignals
 from sessionstream.payload import Publishable, encode_payload
 from sessionstream.redis_backend import RedisBackend
@@ -76,6 +77,7 @@ __all__ = [
     "LifecycleListener",
     "Publishable",
     "StreamHub",
+    "get_stream_hub",
 ]
 
 
@@ -120,8 +122,6 @@ class StreamHub:
         self._sampling: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._add_redis_health()
-        from sessionstream.fastapi.router import build_router
-
         self.router: APIRouter = build_router(self)
         """Routes (stream, session, health, metrics) and the hub's lifespan; include it."""
         connection_logs.attach(self)
@@ -516,3 +516,13 @@ class StreamHub:
         out.update({f"hub_{k}": v for k, v in self.native.metrics().items()})
         out.update(self.rates())
         return out
+
+
+def get_stream_hub(connection: HTTPConnection) -> StreamHub:
+    """Dependency: the :class:`StreamHub` serving this app.
+
+    Found in the lifespan state (``request.state.sessionstream_hub``) or on
+    ``app.state``; both are set when the hub's router is included and the app starts.
+    """
+    hub: StreamHub = running_hub(connection)
+    return hub

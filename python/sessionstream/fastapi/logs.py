@@ -33,8 +33,8 @@ from sessionstream.session_ids import session_key
 
 if TYPE_CHECKING:
     from sessionstream._core import LifecycleEvent
+    from sessionstream.fastapi.contracts import Configured, LoggedHub
     from sessionstream.fastapi.errors import StreamHTTPError
-    from sessionstream.fastapi.hub import StreamHub
     from sessionstream.fastapi.session import Transport
 
 LOGGER_NAME = "sessionstream.connections"
@@ -58,7 +58,7 @@ class _BareMessage(logging.Formatter):
         return record.getMessage()
 
 
-def _enabled(hub: StreamHub) -> bool:
+def _enabled(hub: Configured) -> bool:
     return hub.config.log_format == "json"
 
 
@@ -69,7 +69,7 @@ def _emit(fields: dict[str, Any]) -> None:
     logger.info("%s", json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
 
-def attach(hub: StreamHub) -> None:
+def attach(hub: LoggedHub) -> None:
     """Log the hub's connection events as JSON lines when its config asks for it."""
     if not _enabled(hub):
         return
@@ -99,7 +99,7 @@ def attach(hub: StreamHub) -> None:
 
 
 def refused(
-    hub: StreamHub,
+    hub: Configured,
     transport: str,
     exc: StreamHTTPError | None,
     source: HTTPConnection | str | None,
@@ -124,7 +124,7 @@ def refused(
     )
 
 
-def _session_of(hub: StreamHub, connection: HTTPConnection | None) -> str | None:
+def _session_of(hub: Configured, connection: HTTPConnection | None) -> str | None:
     if connection is None:
         return None
     from sessionstream.fastapi.session import session_from

@@ -9,16 +9,16 @@ any ``{"type": <name>, ...}`` for which the application registered a handler wit
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from sessionstream._core import SessionStore, SessionStreamError
+from sessionstream.fastapi.frames import encode_frame
 
 if TYPE_CHECKING:
+    from sessionstream.fastapi.contracts import HandlerHub
     from sessionstream.fastapi.delivery import Slot
-    from sessionstream.fastapi.hub import StreamHub
     from sessionstream.fastapi.native import NativeSlot
 
 logger = logging.getLogger("sessionstream.messages")
@@ -40,30 +40,6 @@ class MessageError(Exception):
         self.detail = detail
 
 
-def encode_frame(*objects: dict[str, Any]) -> str:
-    """One server frame: every server frame is a JSON array of message objects.
-
-    Always valid UTF-8, as a WebSocket text frame must be: a str with lone surrogates
-    (JSON escapes in a client's message can spell them, and replies echo ``ref``, a
-    ping's ``ts`` or channel names) is written with ``\\u`` escapes instead.
-    """
-    text = json.dumps(list(objects), separators=(",", ":"), ensure_ascii=False)
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            return json.dumps(list(objects), separators=(",", ":"))
-    return text
-
-
-def error_frame(code: str, detail: str, ref: Any = None, **extra: Any) -> str:
-    message: dict[str, Any] = {"type": "error", "error": code, "detail": detail}
-    if ref is not None:
-        message["ref"] = ref
-    message.update(extra)
-    return encode_frame(message)
-
-
 class MessageContext:
     """What a message handler may do: reply to its connection, publish to its session,
     mark its connection as processing, and use the session store.
@@ -72,7 +48,7 @@ class MessageContext:
     __slots__ = ("hub", "_slot", "message_type", "ref")
 
     def __init__(
-        self, hub: StreamHub, slot: Slot | NativeSlot, message_type: str, ref: Any
+        self, hub: HandlerHub, slot: Slot | NativeSlot, message_type: str, ref: Any
     ) -> None:
         self.hub = hub
         self._slot = slot

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal
 
 from sessionstream._core import Connection, Engine, Notifier
-from sessionstream.fastapi.messages import error_frame
+from sessionstream.fastapi.frames import error_frame
 
 if TYPE_CHECKING:
     from sessionstream.config import StreamConfig

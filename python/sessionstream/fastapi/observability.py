@@ -47,20 +47,20 @@ class HubSampler:
     def sample(self, now: float, hub: Hub, manager: ConnectionManager) -> None:
         values: dict[str, float] = {k: float(v) for k, v in hub.metrics().items()}
         counts = manager.metrics()
-        values["total_messages"] = float(counts["total_messages"])
-        values["total_errors"] = float(counts["total_errors"])
+        values["client_messages"] = float(counts["client_messages"])
+        values["errors"] = float(counts["errors"])
         self._window.add(now, values, self._keep)
 
     def rates(self) -> dict[str, float]:
         return {
             "published_per_second": round(self._window.rate("published"), 2),
             "delivered_per_second": round(self._window.rate("delivered"), 2),
-            "messages_per_second": round(self._window.rate("total_messages"), 2),
+            "messages_per_second": round(self._window.rate("client_messages"), 2),
         }
 
     def recent_incidents(self) -> dict[str, float]:
         return {
             "slow_consumer_disconnects": self._window.increase("slow_consumer_disconnects"),
             "dropped": self._window.increase("dropped"),
-            "errors": self._window.increase("total_errors"),
+            "errors": self._window.increase("errors"),
         }

@@ -23,6 +23,7 @@ The SSE and session routes pass the origin check of :mod:`sessionstream.fastapi.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket
@@ -45,12 +46,12 @@ from sessionstream.fastapi.sse import EventStreamResponse
 from sessionstream.fastapi.websocket import websocket_endpoint
 
 if TYPE_CHECKING:
-    from sessionstream.fastapi.hub import StreamHub
+    from sessionstream.fastapi.contracts import RoutedHub
 
 TAGS: list[str | object] = ["sessionstream"]
 
 
-def build_router(hub: StreamHub) -> APIRouter:
+def build_router(hub: RoutedHub) -> APIRouter:
     cfg = hub.config
     prefix = cfg.prefix
     router = APIRouter(lifespan=hub.lifespan, tags=TAGS)  # type: ignore[arg-type]
@@ -59,7 +60,7 @@ def build_router(hub: StreamHub) -> APIRouter:
     checked = origin_checked(parse_origins(cfg.cors_allowed_origins))
 
     def session_json(
-        session: StreamSession, body: dict[str, object], status: int = 200
+        session: StreamSession, body: Mapping[str, object], status: int = 200
     ) -> JSONResponse:
         response = JSONResponse(body, status_code=status)
         if session.generated:
@@ -209,7 +210,7 @@ def build_router(hub: StreamHub) -> APIRouter:
     return router
 
 
-def _add_preflights(router: APIRouter, hub: StreamHub) -> None:
+def _add_preflights(router: APIRouter, hub: RoutedHub) -> None:
     """``OPTIONS`` answers of the origin-checked routes, for the listed CORS origins."""
     cfg = hub.config
     prefix = cfg.prefix

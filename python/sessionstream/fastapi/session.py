@@ -16,7 +16,7 @@ header and the cookie) for legacy clients.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from fastapi import Request, Response
 from starlette.datastructures import Headers, QueryParams
@@ -25,9 +25,6 @@ from starlette.requests import HTTPConnection
 from sessionstream._core import generate_session_id, is_valid_session_id
 from sessionstream.config import StreamConfig
 from sessionstream.fastapi.errors import StreamHTTPError
-
-if TYPE_CHECKING:
-    from sessionstream.fastapi.hub import StreamHub
 
 Transport = Literal["sse", "websocket", "http"]
 Source = Literal["header", "query", "cookie", "generated"]
@@ -139,8 +136,8 @@ def set_session_cookie(response: Response, session_id: str, config: StreamConfig
     )
 
 
-def get_stream_hub(connection: HTTPConnection) -> StreamHub:
-    """Dependency: the :class:`StreamHub` serving this app.
+def running_hub(connection: HTTPConnection) -> Any:
+    """The hub serving this app (``get_stream_hub`` types it as a ``StreamHub``).
 
     Found in the lifespan state (``request.state.sessionstream_hub``) or on
     ``app.state``; both are set when the hub's router is included and the app starts.
@@ -158,7 +155,7 @@ def get_stream_hub(connection: HTTPConnection) -> StreamHub:
 
 def get_stream_session(request: Request, response: Response) -> StreamSession:
     """Dependency: the caller's :class:`StreamSession`; sets the cookie when generated."""
-    hub = get_stream_hub(request)
+    hub = running_hub(request)
     session = session_from(request, hub.config, "http")
     if session.generated:
         set_session_cookie(response, session.id, hub.config)

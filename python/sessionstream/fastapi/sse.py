@@ -27,8 +27,8 @@ from sessionstream.fastapi.errors import StreamHTTPError
 from sessionstream.fastapi.session import StreamSession, cookie_header
 
 if TYPE_CHECKING:
+    from sessionstream.fastapi.contracts import StreamHost
     from sessionstream.fastapi.delivery import Slot
-    from sessionstream.fastapi.hub import StreamHub
 
 logger = logging.getLogger("sessionstream.sse")
 
@@ -39,7 +39,7 @@ class SendTimeoutError(asyncio.TimeoutError):
     """A send to a client did not complete within ``send_timeout``."""
 
 
-def sse_headers(session: StreamSession, hub: StreamHub) -> list[tuple[bytes, bytes]]:
+def sse_headers(session: StreamSession, hub: StreamHost) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"content-type", b"text/event-stream"),
         (b"cache-control", b"no-cache, no-transform"),
@@ -117,7 +117,7 @@ class EventStreamResponse(Response):
 
     def __init__(
         self,
-        hub: StreamHub,
+        hub: StreamHost,
         session: StreamSession,
         channels: list[str],
         last_event_id: str | None,

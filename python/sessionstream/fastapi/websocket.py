@@ -39,13 +39,8 @@ from sessionstream.fastapi.errors import (
     close_code_for,
     close_reason_text,
 )
-from sessionstream.fastapi.messages import (
-    MessageContext,
-    MessageError,
-    MessageHandler,
-    encode_frame,
-    error_frame,
-)
+from sessionstream.fastapi.frames import encode_frame, error_frame
+from sessionstream.fastapi.messages import MessageContext, MessageError
 from sessionstream.fastapi.origin import origin_allowed, shown_origin
 from sessionstream.fastapi.rate_limit import TokenBucket
 from sessionstream.fastapi.session import (
@@ -56,8 +51,8 @@ from sessionstream.fastapi.session import (
 )
 
 if TYPE_CHECKING:
+    from sessionstream.fastapi.contracts import AnyMessageHandler, StreamHost
     from sessionstream.fastapi.delivery import Slot
-    from sessionstream.fastapi.hub import StreamHub
     from sessionstream.fastapi.native import NativeSlot
 
 logger = logging.getLogger("sessionstream.websocket")
@@ -85,7 +80,7 @@ def _refusal(exc: StreamHTTPError) -> tuple[int, str]:
     return WSClose.POLICY, f"{exc.error}: {exc.text}"
 
 
-async def websocket_endpoint(websocket: WebSocket, hub: StreamHub) -> None:
+async def websocket_endpoint(websocket: WebSocket, hub: StreamHost) -> None:
     cfg = hub.config
     origin = websocket.headers.get("origin")
     if not origin_allowed(origin, websocket.headers.get("host"), hub.allowed_origins):
@@ -166,7 +161,7 @@ def upgrade_request(scope: Mapping[str, Any]) -> bytes:
 
 async def _hand_off(
     websocket: WebSocket,
-    hub: StreamHub,
+    hub: StreamHost,
     session: StreamSession,
     handoff: Any,
     connection: Connection,
@@ -215,7 +210,7 @@ async def _hand_off(
         pass
 
 
-async def _send_loop(websocket: WebSocket, hub: StreamHub, slot: Slot) -> None:
+async def _send_loop(websocket: WebSocket, hub: StreamHost, slot: Slot) -> None:
     cfg = hub.config
     connection = slot.connection
     timeout = cfg.send_timeout
@@ -267,7 +262,7 @@ def _channel_list(message: dict[str, Any]) -> list[str] | None:
 
 
 async def _receive_loop(
-    websocket: WebSocket, hub: StreamHub, session: StreamSession, slot: Slot
+    websocket: WebSocket, hub: StreamHost, session: StreamSession, slot: Slot
 ) -> None:
     limit = hub.config.ws_max_message_bytes
     bucket = TokenBucket(hub.config.ws_messages_per_second, hub.config.ws_message_burst)
@@ -307,7 +302,7 @@ async def _receive_loop(
 
 
 async def handle_text(
-    hub: StreamHub, session: StreamSession, slot: Slot | NativeSlot, text: str
+    hub: StreamHost, session: StreamSession, slot: Slot | NativeSlot, text: str
 ) -> None:
     """One client text message, on either delivery path (the per-connection rate limit
     is applied before; the per-session one, all tabs together, here)."""
@@ -330,8 +325,11 @@ async def handle_text(
         return
     try:
         parsed = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         slot.post(error_frame("invalid_json", f"not valid JSON: {exc.msg} at {exc.pos}"))
+        return
+    except ValueError as exc:  # JSON that Python refuses: an integer of over 4300 digits
+        slot.post(error_frame("invalid_json", f"not accepted as JSON: {str(exc).split(':')[0]}"))
         return
     if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
         slot.post(
@@ -353,7 +351,7 @@ def _too_large(size: int, limit: int) -> str:
 
 
 async def _dispatch(
-    hub: StreamHub, session: StreamSession, slot: Slot | NativeSlot, message: dict[str, Any]
+    hub: StreamHost, session: StreamSession, slot: Slot | NativeSlot, message: dict[str, Any]
 ) -> None:
     kind: str = message["type"]
     ref = _ref(message)
@@ -401,7 +399,7 @@ async def _dispatch(
 
 
 async def _subscribe(
-    hub: StreamHub,
+    hub: StreamHost,
     session: StreamSession,
     slot: Slot | NativeSlot,
     message: dict[str, Any],
@@ -483,9 +481,9 @@ def _unsubscribe(slot: Slot | NativeSlot, message: dict[str, Any], ref: Any) -> 
 
 
 async def _run_handler(
-    hub: StreamHub,
+    hub: StreamHost,
     slot: Slot | NativeSlot,
-    handler: MessageHandler,
+    handler: AnyMessageHandler,
     context: MessageContext,
     message: dict[str, Any],
 ) -> None:
@@ -517,10 +515,10 @@ async def _run_handler(
         )
 
 
-def _record(hub: StreamHub, what: str) -> None:
+def _record(hub: StreamHost, what: str) -> None:
     try:
         if what == "message":
-            hub.manager.record_message()
+            hub.manager.record_client_message()
         else:
             hub.manager.record_error()
     except SessionStreamError:  # shut down meanwhile

@@ -16,7 +16,8 @@ except ImportError:  # pragma: no cover - another h11 layout: refuse rather than
     ChunkedWriter = ContentLengthWriter = Http10Writer = None  # type: ignore[assignment, misc]
 
 
-class H11HandoffProtocol(HttpHandoffMixin, H11Protocol):
+# HandoffScopeMixin makes uvicorn's scope attribute a property, on purpose.
+class H11HandoffProtocol(HttpHandoffMixin, H11Protocol):  # type: ignore[misc]
     """uvicorn's h11 HTTP/1.1 protocol; its scopes carry ``sessionstream.handoff``.
 
     h11 parses nothing after a request until the response completes: whatever the

@@ -23,7 +23,8 @@ class _HeadTooLarge(Exception):
     pass
 
 
-class HttpToolsHandoffProtocol(HttpHandoffMixin, HttpToolsProtocol):
+# HandoffScopeMixin makes uvicorn's scope attribute a property, on purpose.
+class HttpToolsHandoffProtocol(HttpHandoffMixin, HttpToolsProtocol):  # type: ignore[misc]
     """uvicorn's httptools HTTP/1.1 protocol; its scopes carry ``sessionstream.handoff``.
 
     httptools parses every byte it is given and keeps none of them raw. So that bytes

@@ -42,7 +42,8 @@ class WebSocketHandoff:
         return await self._protocol._handoff_detach()
 
 
-class WebSocketsSansIOHandoffProtocol(HandoffScopeMixin, WebSocketsSansIOProtocol):
+# HandoffScopeMixin makes uvicorn's scope attribute a property, on purpose.
+class WebSocketsSansIOHandoffProtocol(HandoffScopeMixin, WebSocketsSansIOProtocol):  # type: ignore[misc]
     """uvicorn's websockets-sansio protocol; its scopes carry ``sessionstream.handoff``.
 
     The app detaches *instead of* accepting: the new owner of the socket writes the

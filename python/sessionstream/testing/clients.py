@@ -48,7 +48,8 @@ def _decode(text: str) -> Any:
 def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, str, str | None]]:
     """``(event, data, id)`` per block, as the EventSource standard reads them: a block
     without ``data`` is not an event but its ``id`` still counts (``event`` is ``""``)."""
-    event, data, event_id, has_data = "message", [], None, False
+    event, event_id, has_data = "message", None, False
+    data: list[str] = []
     for line in lines:
         if line == "":
             if has_data:
@@ -241,7 +242,9 @@ class SSEStream(_Stream):
 
     def _read(self) -> None:
         headers = {"Last-Event-ID": self.resumed_from} if self.resumed_from else {}
-        params = [("channel", c) for c in self.channels]
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("channel", c) for c in self.channels
+        ]
         with self._client.stream(
             "GET", self.session.path + "/sse", params=params, headers=headers
         ) as response:
@@ -267,7 +270,9 @@ class WSStream(_Stream):
         from websockets.sync.client import connect
 
         self.replies: list[dict[str, Any]] = []
-        params = [("channel", c) for c in self.channels]
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("channel", c) for c in self.channels
+        ]
         if self.resumed_from:
             params.append(("last_event_id", self.resumed_from))
         query = str(httpx.QueryParams(params))

@@ -38,7 +38,7 @@ class InvalidUtf8 : public InvalidArgument {
 };
 
 // A subscribe would put a connection over its channel cap
-// (max_channels_per_subscriber); nothing was changed.
+// (max_channels_per_connection); nothing was changed.
 class TooManyChannels : public InvalidArgument {
  public:
   TooManyChannels(std::size_t limit, const std::string& message)

@@ -15,8 +15,8 @@
 
 #include "sessionstream/core/event.hpp"
 #include "sessionstream/core/lifecycle.hpp"
+#include "sessionstream/core/mailbox.hpp"
 #include "sessionstream/core/metrics.hpp"
-#include "sessionstream/core/subscriber.hpp"
 
 namespace sessionstream {
 
@@ -41,13 +41,13 @@ struct HubConfig {
   std::size_t max_event_bytes = 1 << 20;
   std::size_t max_channel_name = 256;
   // Bounds the hub state one connection can claim; subscribe refuses more.
-  std::size_t max_channels_per_subscriber = 256;
+  std::size_t max_channels_per_connection = 256;
   // 0 picks a fresh epoch from the clock and a random source, so ids from an
   // earlier process are recognised as foreign after a restart.
   std::uint64_t epoch = 0;
 };
 
-// What a resume found, reported to the subscriber as control frames too.
+// What a resume found, reported to the mailbox as control frames too.
 enum class ResumeOutcome {
   live,   // no last event id given
   exact,  // every missed event replayed
@@ -75,8 +75,8 @@ class ReplaySource {
   virtual bool catch_up(std::uint64_t /*epoch*/, std::uint64_t /*seq*/) { return false; }
 };
 
-// Publish/subscribe core. Channels hold their subscriber set and a history
-// ring. One hub mutex orders every publish: a subscriber of several channels
+// Publish/subscribe core. Channels hold their mailbox set and a history
+// ring. One hub mutex orders every publish: a mailbox on several channels
 // sees events in id order, so a single Last-Event-ID resumes all of them
 // exactly. Fan-out pushes shared pointers only; no payload bytes are copied per
 // receiver. Thread-safe; never calls back into user code.
@@ -93,21 +93,23 @@ class Hub {
   [[nodiscard]] Sequencing sequencing() const noexcept { return config_.sequencing; }
   [[nodiscard]] const HubConfig& config() const noexcept { return config_; }
 
+  // Arguments in the order of Python's publish(channel, data, event): the event
+  // type ("message" when empty) follows the data it labels.
   // Throws InvalidArgument (bad channel name or event type, or data_is_json and
   // data not one JSON value: frames embed it raw), InvalidUtf8 (event type or
   // data not valid UTF-8: every frame must be), PayloadTooLarge, Closed.
   // With external sequencing the event is transient: delivered live to the
   // subscribers here, without an id and without history.
-  EventPtr publish(std::string_view channel, std::string type, std::string data, bool data_is_json);
+  EventPtr publish(std::string_view channel, std::string data, std::string type, bool data_is_json);
 
   // External sequencing: publishes an event under the id the bus gave it.
   // Returns nullptr, publishing nothing, when id is not of the current epoch
   // or not above the head (a re-read). Throws as publish() for bad input and
   // InvalidArgument when the hub sequences locally.
-  EventPtr publish_sequenced(std::string_view channel, std::string type, std::string data,
+  EventPtr publish_sequenced(std::string_view channel, std::string data, std::string type,
                              bool data_is_json, EventId id);
   // External sequencing: the bus lost events after_seq < seq <= through_seq
-  // before this node read them (trimmed from the stream). Every subscriber
+  // before this node read them (trimmed from the stream). Every mailbox
   // gets a gap frame, resumes from before through_seq get a gap, and the head
   // moves to through_seq.
   void mark_lost(std::uint64_t through_seq);
@@ -116,39 +118,38 @@ class Hub {
   // resume from one of them is reset, never misread.
   void adopt_epoch(std::uint64_t epoch, std::uint64_t head_seq);
   // The checks publish() applies, for a bus that validates before sending.
-  void validate_event(std::string_view channel, std::string_view type, std::string_view data,
+  void validate_event(std::string_view channel, std::string_view data, std::string_view type,
                       bool data_is_json = false) const;
 
-  // Creates a subscriber with a fresh id. Not yet attached to any channel.
-  [[nodiscard]] SubscriberPtr make_subscriber(SubscriberOptions options,
-                                              std::shared_ptr<Notifier> notifier);
+  // Creates a mailbox with a fresh id. Not yet attached to any channel.
+  [[nodiscard]] MailboxPtr make_mailbox(MailboxOptions options, std::shared_ptr<Notifier> notifier);
 
-  // Attaches the subscriber to channels and, when last_event_id is given,
+  // Attaches the mailbox to channels and, when last_event_id is given,
   // first queues exactly the events it missed (or a gap/reset frame), atomically
   // with respect to publishes: nothing is missed or duplicated in between.
-  // Throws InvalidArgument, changing nothing, when the subscriber would end up
-  // on more than max_channels_per_subscriber channels.
-  ResumeOutcome subscribe(const SubscriberPtr& subscriber, const std::vector<std::string>& channels,
+  // Throws InvalidArgument, changing nothing, when the mailbox would end up
+  // on more than max_channels_per_connection channels.
+  ResumeOutcome subscribe(const MailboxPtr& mailbox, const std::vector<std::string>& channels,
                           std::optional<std::string_view> last_event_id = std::nullopt);
-  void unsubscribe(const SubscriberPtr& subscriber, std::string_view channel);
+  void unsubscribe(const MailboxPtr& mailbox, std::string_view channel);
 
   // Sources asked, in the order added, to fill a resume's gap before the hub
   // reports it. A source stays alive for a replay in progress after removal.
   void add_replay_source(std::shared_ptr<ReplaySource> source);
   void remove_replay_source(const ReplaySource* source);
   // Detaches from every channel; idempotent.
-  void detach(const SubscriberPtr& subscriber);
+  void detach(const MailboxPtr& mailbox);
 
   [[nodiscard]] std::size_t subscriber_count(std::string_view channel) const;
   [[nodiscard]] std::size_t channel_count() const;
-  [[nodiscard]] std::vector<std::string> channels_of(const Subscriber& subscriber) const;
+  [[nodiscard]] std::vector<std::string> channels_of(const Mailbox& mailbox) const;
   [[nodiscard]] std::string head_id() const;
 
   // Drops channels with no subscribers whose history has aged out, and
   // history entries older than the age bound. Returns channels removed.
   std::size_t sweep();
 
-  // Closes every subscriber with reason shutdown; later publishes throw Closed.
+  // Closes every mailbox with reason shutdown; later publishes throw Closed.
   void close();
   [[nodiscard]] bool is_closed() const;
 
@@ -162,7 +163,7 @@ class Hub {
 
  private:
   struct Channel {
-    std::vector<SubscriberPtr> subscribers;
+    std::vector<MailboxPtr> subscribers;
     std::deque<EventPtr> history;
     std::uint64_t evicted_through = 0;  // highest seq dropped from history
   };
@@ -173,16 +174,16 @@ class Hub {
     }
   };
   struct Attachment {
-    SubscriberPtr subscriber;
+    MailboxPtr mailbox;
     std::vector<std::string> channels;  // subscription order, for channels_of()
     // Membership tests run under the hub lock: O(1), not a scan of channels.
     std::unordered_set<std::string, NameHash, std::equal_to<>> channel_set;
   };
 
   void trim_history(Channel& channel, std::chrono::system_clock::time_point now);
-  void attach_locked(const SubscriberPtr& subscriber, const std::string& name);
-  void detach_locked(const SubscriberPtr& subscriber, std::string_view name);
-  void detach_locked_all(const SubscriberPtr& subscriber);
+  void attach_locked(const MailboxPtr& mailbox, const std::string& name);
+  void detach_locked(const MailboxPtr& mailbox, std::string_view name);
+  void detach_locked_all(const MailboxPtr& mailbox);
   // Events a replay source produced for one channel, covering seqs up to through.
   struct Supplement {
     std::uint64_t through = 0;
@@ -191,18 +192,17 @@ class Hub {
   using Supplements = std::unordered_map<std::string, Supplement, NameHash, std::equal_to<>>;
 
   Supplements fetch_supplements(const std::vector<std::string>& channels, std::string_view last);
-  ResumeOutcome replay_locked(const SubscriberPtr& subscriber,
-                              const std::vector<std::string>& channels, std::string_view last,
-                              const Supplements& supplements);
+  ResumeOutcome replay_locked(const MailboxPtr& mailbox, const std::vector<std::string>& channels,
+                              std::string_view last, const Supplements& supplements);
 
-  EventPtr fan_out_locked(EventPtr event, std::vector<SubscriberPtr>& overflowed);
-  void report_overflow(const std::vector<SubscriberPtr>& overflowed);
+  EventPtr fan_out_locked(EventPtr event, std::vector<MailboxPtr>& overflowed);
+  void report_overflow(const std::vector<MailboxPtr>& overflowed);
 
   HubConfig config_;
   std::atomic<std::uint64_t> epoch_;  // written under mutex_, read anywhere
   std::shared_ptr<LifecycleQueue> lifecycle_;
   Metrics metrics_;
-  std::atomic<std::uint64_t> next_subscriber_id_{1};
+  std::atomic<std::uint64_t> next_mailbox_id_{1};
 
   mutable std::mutex mutex_;
   bool closed_ = false;

@@ -31,13 +31,13 @@ struct MailboxLimits {
   std::size_t max_bytes = 1 << 20;
 };
 
-struct SubscriberOptions {
+struct MailboxOptions {
   Framing framing = Framing::sse;
   OverflowPolicy overflow = OverflowPolicy::disconnect;
   MailboxLimits limits;
 };
 
-// Why a subscriber was closed; the text is what clients see.
+// Why a mailbox was closed; the text is what clients see.
 namespace close_reason {
 inline constexpr std::string_view slow_consumer = "slow_consumer";
 inline constexpr std::string_view replaced = "replaced";
@@ -58,9 +58,9 @@ inline constexpr std::string_view replaced_stream_id = "replaced";
 // Producers (the hub's fan-out) call deliver(); the single consumer calls
 // take(). Thread-safe; its mutex is taken after the hub's and before the
 // notifier's, never the other way round.
-class Subscriber {
+class Mailbox {
  public:
-  // Frames a consumer takes in one call; closed is set once the subscriber is
+  // Frames a consumer takes in one call; closed is set once the mailbox is
   // closed and nothing is left to take.
   struct Batch {
     std::string data;
@@ -79,18 +79,18 @@ class Subscriber {
 
   enum class DeliverResult { queued, dropped_oldest, overflow_closed, already_closed };
 
-  Subscriber(std::uint64_t id, SubscriberOptions options, std::shared_ptr<Notifier> notifier);
-  Subscriber(const Subscriber&) = delete;
-  Subscriber& operator=(const Subscriber&) = delete;
+  Mailbox(std::uint64_t id, MailboxOptions options, std::shared_ptr<Notifier> notifier);
+  Mailbox(const Mailbox&) = delete;
+  Mailbox& operator=(const Mailbox&) = delete;
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
-  [[nodiscard]] const SubscriberOptions& options() const noexcept { return options_; }
+  [[nodiscard]] const MailboxOptions& options() const noexcept { return options_; }
   // The notifier given at construction (may be null); it never changes.
   [[nodiscard]] const std::shared_ptr<Notifier>& notifier() const noexcept { return notifier_; }
 
   // bounded=false is for resume replays, which the history bound already limits.
   DeliverResult deliver(const EventPtr& event, bool bounded = true);
-  // A control frame (gap, reset) for this subscriber alone; not counted
+  // A control frame (gap, reset) for this mailbox alone; not counted
   // against the mailbox bounds so it is never the frame that overflows.
   void deliver_control(EventPtr frame);
 
@@ -120,7 +120,7 @@ class Subscriber {
   [[nodiscard]] std::string last_taken_id() const;
   // The position the consumer starts from, for the case it takes nothing with
   // an id: the id it resumed from, or the head when it started live. Call
-  // before the subscriber is attached.
+  // before the mailbox is attached.
   void set_last_taken_id(std::string id);
 
  private:
@@ -132,7 +132,7 @@ class Subscriber {
   void drop_oldest_event_locked();
 
   const std::uint64_t id_;
-  const SubscriberOptions options_;
+  const MailboxOptions options_;
   const std::shared_ptr<Notifier> notifier_;
 
   mutable std::mutex mutex_;
@@ -151,6 +151,6 @@ class Subscriber {
   std::string last_taken_id_;
 };
 
-using SubscriberPtr = std::shared_ptr<Subscriber>;
+using MailboxPtr = std::shared_ptr<Mailbox>;
 
 }  // namespace sessionstream

@@ -9,7 +9,7 @@ namespace sessionstream {
 // Wakes one consumer thread (an asyncio loop) when subscribers become ready.
 // Owns one eventfd. Producers call mark_ready(); the eventfd is written only
 // when the ready list goes from empty to non-empty, so one wake-up serves every
-// subscriber that became ready before the consumer ran.
+// mailbox that became ready before the consumer ran.
 // Thread-safe. Leaf lock: never calls out while holding its mutex.
 class Notifier {
  public:

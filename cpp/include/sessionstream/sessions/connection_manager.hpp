@@ -15,7 +15,7 @@
 
 #include "sessionstream/core/hub.hpp"
 #include "sessionstream/core/lifecycle.hpp"
-#include "sessionstream/core/subscriber.hpp"
+#include "sessionstream/core/mailbox.hpp"
 #include "sessionstream/sessions/limits.hpp"
 
 namespace sessionstream {
@@ -38,7 +38,7 @@ struct ConnectionRequest {
   std::string ip;
   std::vector<std::string> channels;
   std::optional<std::string> last_event_id;
-  SubscriberOptions subscriber;
+  MailboxOptions mailbox;
   std::optional<ConnectionPolicy> policy;  // the manager's default when empty
   // latest, swap_after_processing and failover act only among connections of
   // the same session and group, so e.g. a chat WebSocket never replaces the
@@ -69,22 +69,22 @@ struct ConnectionMetrics {
   std::size_t processing_connections = 0;
   std::size_t pending_swaps = 0;
   std::size_t standby_connections = 0;
-  std::uint64_t total_connections_lifetime = 0;
-  std::uint64_t total_errors = 0;
-  std::uint64_t total_messages = 0;
+  std::uint64_t opened_lifetime = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t client_messages = 0;
   double uptime_seconds = 0;
-  double avg_messages_per_connection = 0;
+  double client_messages_per_connection = 0;
   std::array<std::uint64_t, 3> rejections{};  // indexed by LimitKind
 };
 
 class ConnectionManager;
 
-// A registered connection: owns its subscriber's place in the hub and its
+// A registered connection: owns its mailbox's place in the hub and its
 // slot in the manager. close() (or destruction) releases both exactly once.
 // The manager must outlive its connections.
 class Connection {
  public:
-  Connection(ConnectionManager& manager, ConnectionInfo info, SubscriberPtr subscriber);
+  Connection(ConnectionManager& manager, ConnectionInfo info, MailboxPtr mailbox);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -92,7 +92,7 @@ class Connection {
   [[nodiscard]] std::uint64_t id() const noexcept { return info_.id; }
   [[nodiscard]] const std::string& session_id() const noexcept { return info_.session_id; }
   [[nodiscard]] const std::string& ip() const noexcept { return info_.ip; }
-  [[nodiscard]] const SubscriberPtr& subscriber() const noexcept { return subscriber_; }
+  [[nodiscard]] const MailboxPtr& mailbox() const noexcept { return mailbox_; }
   // What the resume at open found; set once by the manager before open returns.
   [[nodiscard]] ResumeOutcome resume_outcome() const noexcept { return resume_; }
   void set_resume_outcome(ResumeOutcome outcome) noexcept { resume_ = outcome; }
@@ -113,7 +113,7 @@ class Connection {
  private:
   ConnectionManager& manager_;
   const ConnectionInfo info_;
-  const SubscriberPtr subscriber_;
+  const MailboxPtr mailbox_;
   ResumeOutcome resume_ = ResumeOutcome::live;
   std::atomic<bool> closed_{false};
 };
@@ -124,7 +124,7 @@ using ConnectionPtr = std::shared_ptr<Connection>;
 // the processing/swap state of seed 004, failover standbys, counts for health.
 // A connection is registered to its session before open() returns, whatever
 // the policy, so a newcomer can never be orphaned behind a busy connection.
-// Thread-safe. Lock order: manager, then hub, then subscriber. Hub::subscribe
+// Thread-safe. Lock order: manager, then hub, then mailbox. Hub::subscribe
 // (which may wait on a replay source) is never called under the manager's
 // lock: open() and a failover promotion subscribe after releasing it.
 class ConnectionManager {
@@ -159,8 +159,10 @@ class ConnectionManager {
   bool close_connection(std::string_view session_id, std::uint64_t connection_id,
                         std::string_view reason);
 
-  void record_message() noexcept { total_messages_.fetch_add(1, std::memory_order_relaxed); }
-  void record_error() noexcept { total_errors_.fetch_add(1, std::memory_order_relaxed); }
+  void record_client_message() noexcept {
+    client_messages_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void record_error() noexcept { errors_.fetch_add(1, std::memory_order_relaxed); }
 
   [[nodiscard]] ConnectionMetrics metrics() const;
   // One session by id, or nothing when it has no connection: a lookup, never a scan.
@@ -187,10 +189,10 @@ class ConnectionManager {
   };
   // The manager never owns a Connection (its owner does), so a Connection's
   // destructor can never run under the manager's lock. Closing from this side
-  // closes the subscriber; the owner then sees it closed and releases the slot.
+  // closes the mailbox; the owner then sees it closed and releases the slot.
   struct Entry {
     ConnectionInfo info;
-    SubscriberPtr subscriber;
+    MailboxPtr mailbox;
     // A standby's channels (authorized, private channel included), attached
     // when it is promoted.
     std::vector<std::string> deferred_channels;
@@ -201,12 +203,12 @@ class ConnectionManager {
     std::string session_id;
     std::chrono::system_clock::time_point created;
     std::size_t connections = 0;
-    std::vector<SubscriberPtr> attached;
+    std::vector<MailboxPtr> attached;
     std::vector<std::string> deferred;
   };
   // A standby chosen to take over, attached once the manager's lock is released.
   struct Promotion {
-    SubscriberPtr subscriber;
+    MailboxPtr mailbox;
     std::vector<std::string> channels;
     std::string resume_from;  // empty: live
   };
@@ -242,8 +244,8 @@ class ConnectionManager {
   const std::shared_ptr<LifecycleQueue> lifecycle_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
-  std::atomic<std::uint64_t> total_messages_{0};
-  std::atomic<std::uint64_t> total_errors_{0};
+  std::atomic<std::uint64_t> client_messages_{0};
+  std::atomic<std::uint64_t> errors_{0};
 
   mutable std::mutex mutex_;
   bool shut_down_ = false;

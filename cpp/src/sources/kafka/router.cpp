@@ -521,7 +521,7 @@ std::variant<EventPtr, Skip> publish_routed(Hub& hub, RoutedRecord routed, std::
     return Skip{SkipKind::too_large, std::to_string(value.size()) + " bytes"};
   }
   try {
-    return hub.publish(routed.channel, std::move(routed.type), std::string{value}, routed.json);
+    return hub.publish(routed.channel, std::string{value}, std::move(routed.type), routed.json);
   } catch (const InvalidUtf8& e) {
     return Skip{e.field() == "data" ? SkipKind::invalid_utf8 : SkipKind::invalid_type, e.what()};
   } catch (const InvalidArgument& e) {

@@ -205,7 +205,7 @@ RedisSource::Impl::Impl(Hub& hub_ref, RedisSourceConfig cfg)
                           "' is invalid: use printable ASCII without spaces");
   }
   // The event type is fixed: refuse a bad one now rather than skip every message.
-  hub.validate_event("x", config.event_type, {});
+  hub.validate_event("x", {}, config.event_type);
 }
 
 void RedisSource::Impl::skip(SkipKind kind, std::string_view channel, const std::string& detail) {
@@ -242,7 +242,7 @@ void RedisSource::Impl::on_message(std::string_view channel, std::string_view pa
       break;
   }
   try {
-    hub.publish(mapped, config.event_type, std::string{payload}, as_json);
+    hub.publish(mapped, std::string{payload}, config.event_type, as_json);
     published.fetch_add(1, std::memory_order_relaxed);
   } catch (const InvalidUtf8& e) {
     skip(SkipKind::invalid_utf8, channel, e.what());

@@ -181,7 +181,7 @@ std::variant<Decoded, Skip> decode(const redisReply* fields, const Hub& hub, boo
   }
   if (validate_all) {
     try {
-      hub.validate_event(*c, *t, *d, *j == "1");
+      hub.validate_event(*c, *d, *t, *j == "1");
     } catch (const InvalidUtf8& e) {
       return Skip{BusSkipKind::invalid_utf8, e.what()};
     } catch (const PayloadTooLarge& e) {
@@ -345,7 +345,7 @@ class RedisStreamBus::Impl : public ReplaySource {
                                  [this] { return connected_ && adopted_epoch_ != 0; });
   }
 
-  std::string publish(std::string_view channel, std::string type, std::string data, bool json);
+  std::string publish(std::string_view channel, std::string data, std::string type, bool json);
   std::optional<std::vector<EventPtr>> replay(std::string_view channel, std::uint64_t after_seq,
                                               std::uint64_t through_seq) override;
   bool catch_up(std::uint64_t epoch, std::uint64_t seq) override;
@@ -636,7 +636,7 @@ void RedisStreamBus::Impl::handle_entry(const redisReply& entry) {
   auto& event = std::get<Decoded>(decoded);
   try {
     const EventPtr published =
-        hub_.publish_sequenced(event.channel, std::move(event.type), std::move(event.data),
+        hub_.publish_sequenced(event.channel, std::move(event.data), std::move(event.type),
                                event.json, EventId{hub_.epoch(), seq});
     if (!published) duplicates_.fetch_add(1, std::memory_order_relaxed);
   } catch (const InvalidUtf8& e) {
@@ -744,10 +744,10 @@ void RedisStreamBus::Impl::run(const std::stop_token& stop) {
   (void)faults_.contain(kWhere, [&] { set_progress(false); });
 }
 
-std::string RedisStreamBus::Impl::publish(std::string_view channel, std::string type,
-                                          std::string data, bool json) {
+std::string RedisStreamBus::Impl::publish(std::string_view channel, std::string data,
+                                          std::string type, bool json) {
   if (type.empty()) type = "message";
-  hub_.validate_event(channel, type, data, json);
+  hub_.validate_event(channel, data, type, json);
   std::lock_guard lock(publish_mutex_);
   // Under the lock: stop() closes the connection under it.
   if (!running_.load()) {
@@ -982,9 +982,9 @@ bool RedisStreamBus::wait_ready(std::chrono::milliseconds timeout) const {
   return impl_->wait_ready(timeout);
 }
 
-std::string RedisStreamBus::publish(std::string_view channel, std::string type, std::string data,
+std::string RedisStreamBus::publish(std::string_view channel, std::string data, std::string type,
                                     bool data_is_json) {
-  return impl_->publish(channel, std::move(type), std::move(data), data_is_json);
+  return impl_->publish(channel, std::move(data), std::move(type), data_is_json);
 }
 
 RedisStreamBusHealth RedisStreamBus::health() const {

@@ -46,7 +46,7 @@ class KafkaBroker : public ::testing::Test {
     return name;
   }
 
-  std::size_t pending_events(const std::vector<SubscriberPtr>& subscribers) {
+  std::size_t pending_events(const std::vector<MailboxPtr>& subscribers) {
     std::size_t total = 0;
     for (const auto& s : subscribers) total += s->pending_events();
     return total;
@@ -75,11 +75,11 @@ TEST_F(KafkaBroker, SourceFansOutWhileClientsSubscribeAndResume) {
   KafkaSink sink(sink_config);
   sink.start();
 
-  std::vector<SubscriberPtr> live;
-  SubscriberOptions options;
+  std::vector<MailboxPtr> live;
+  MailboxOptions options;
   options.framing = Framing::websocket;  // no SSE position frame to count
   for (int i = 0; i < 4; ++i) {
-    live.push_back(hub.make_subscriber(options, std::make_shared<Notifier>()));
+    live.push_back(hub.make_mailbox(options, std::make_shared<Notifier>()));
     hub.subscribe(live.back(), {"k" + std::to_string(i)});
   }
   constexpr int kPerKey = 50;
@@ -87,7 +87,7 @@ TEST_F(KafkaBroker, SourceFansOutWhileClientsSubscribeAndResume) {
   // Resumes race with publishes and with the poll thread's index updates.
   std::thread resumer([&] {
     while (!done.load()) {
-      auto s = hub.make_subscriber({}, std::make_shared<Notifier>());
+      auto s = hub.make_mailbox({}, std::make_shared<Notifier>());
       hub.subscribe(s, {"k0"}, EventId{hub.epoch(), 1}.to_string());
       (void)s->take(1 << 20);
       hub.detach(s);

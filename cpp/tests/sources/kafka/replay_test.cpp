@@ -55,8 +55,8 @@ class FakeSource : public ReplaySource {
   std::function<void()> during;
 };
 
-SubscriberPtr subscriber(Hub& hub) {
-  return hub.make_subscriber(SubscriberOptions{}, std::make_shared<Notifier>());
+MailboxPtr mailbox(Hub& hub) {
+  return hub.make_mailbox(MailboxOptions{}, std::make_shared<Notifier>());
 }
 
 TEST(HubReplaySource, FillsAGapWithOriginalIdsAndNoDuplicates) {
@@ -64,10 +64,10 @@ TEST(HubReplaySource, FillsAGapWithOriginalIdsAndNoDuplicates) {
   auto source = std::make_shared<FakeSource>();
   hub.add_replay_source(source);
   for (int i = 1; i <= 10; ++i)
-    source->log.push_back(hub.publish("c", "message", std::to_string(i), false));
-  hub.publish("other", "message", "x", false);
+    source->log.push_back(hub.publish("c", std::to_string(i), "message", false));
+  hub.publish("other", "x", "message", false);
 
-  auto sub = subscriber(hub);
+  auto sub = mailbox(hub);
   EXPECT_EQ(hub.subscribe(sub, {"c"}, id(2)), ResumeOutcome::exact);
   const auto messages = drain_sse(*sub);
   EXPECT_EQ(event_seqs(messages), (std::vector<std::uint64_t>{3, 4, 5, 6, 7, 8, 9, 10}));
@@ -81,8 +81,8 @@ TEST(HubReplaySource, NotAskedWhenTheRingCovers) {
   Hub hub(small_ring(100));
   auto source = std::make_shared<FakeSource>();
   hub.add_replay_source(source);
-  for (int i = 1; i <= 5; ++i) hub.publish("c", "message", "x", false);
-  auto sub = subscriber(hub);
+  for (int i = 1; i <= 5; ++i) hub.publish("c", "x", "message", false);
+  auto sub = mailbox(hub);
   EXPECT_EQ(hub.subscribe(sub, {"c"}, id(1)), ResumeOutcome::exact);
   EXPECT_EQ(source->calls, 0);
   EXPECT_EQ(event_seqs(drain_sse(*sub)), (std::vector<std::uint64_t>{2, 3, 4, 5}));
@@ -93,8 +93,8 @@ TEST(HubReplaySource, UnavailableSourceMeansAnExplicitGap) {
   auto source = std::make_shared<FakeSource>();
   source->available = false;
   hub.add_replay_source(source);
-  for (int i = 1; i <= 6; ++i) hub.publish("c", "message", "x", false);
-  auto sub = subscriber(hub);
+  for (int i = 1; i <= 6; ++i) hub.publish("c", "x", "message", false);
+  auto sub = mailbox(hub);
   EXPECT_EQ(hub.subscribe(sub, {"c"}, id(1)), ResumeOutcome::gap);
   const auto messages = drain_sse(*sub);
   ASSERT_FALSE(messages.empty());
@@ -106,13 +106,13 @@ TEST(HubReplaySource, EvictionDuringTheReplayIsReportedAsAGap) {
   Hub hub(small_ring(2));
   auto source = std::make_shared<FakeSource>();
   hub.add_replay_source(source);
-  for (int i = 1; i <= 6; ++i) source->log.push_back(hub.publish("c", "message", "x", false));
+  for (int i = 1; i <= 6; ++i) source->log.push_back(hub.publish("c", "x", "message", false));
   // Publishing while the source runs evicts past what it was asked to cover.
   source->during = [&] {
     source->during = nullptr;
-    for (int i = 0; i < 3; ++i) source->log.push_back(hub.publish("c", "message", "y", false));
+    for (int i = 0; i < 3; ++i) source->log.push_back(hub.publish("c", "y", "message", false));
   };
-  auto sub = subscriber(hub);
+  auto sub = mailbox(hub);
   EXPECT_EQ(hub.subscribe(sub, {"c"}, id(1)), ResumeOutcome::gap);
 }
 
@@ -120,8 +120,8 @@ TEST(HubReplaySource, StaleOrForeignIdsAreNotReplayed) {
   Hub hub(small_ring(2));
   auto source = std::make_shared<FakeSource>();
   hub.add_replay_source(source);
-  for (int i = 1; i <= 6; ++i) hub.publish("c", "message", "x", false);
-  auto sub = subscriber(hub);
+  for (int i = 1; i <= 6; ++i) hub.publish("c", "x", "message", false);
+  auto sub = mailbox(hub);
   EXPECT_EQ(hub.subscribe(sub, {"c"}, EventId{kEpoch + 1, 1}.to_string()), ResumeOutcome::reset);
   EXPECT_EQ(source->calls, 0);
 }
@@ -131,8 +131,8 @@ TEST(HubReplaySource, RemovedSourceIsNoLongerAsked) {
   auto source = std::make_shared<FakeSource>();
   hub.add_replay_source(source);
   hub.remove_replay_source(source.get());
-  for (int i = 1; i <= 6; ++i) hub.publish("c", "message", "x", false);
-  auto sub = subscriber(hub);
+  for (int i = 1; i <= 6; ++i) hub.publish("c", "x", "message", false);
+  auto sub = mailbox(hub);
   EXPECT_EQ(hub.subscribe(sub, {"c"}, id(1)), ResumeOutcome::gap);
   EXPECT_EQ(source->calls, 0);
 }

@@ -115,9 +115,9 @@ TEST(KafkaRouter, PublishRoutedSkipsWhatTheHubRefusesByKind) {
   HubConfig config;
   config.max_event_bytes = 64;
   Hub hub{config};
-  const auto subscriber =
-      hub.make_subscriber({Framing::websocket, OverflowPolicy::disconnect, {}}, nullptr);
-  hub.subscribe(subscriber, {"orders:k1"});
+  const auto mailbox =
+      hub.make_mailbox({Framing::websocket, OverflowPolicy::disconnect, {}}, nullptr);
+  hub.subscribe(mailbox, {"orders:k1"});
   const Router router("orders:{key}", "{header:type}", PayloadFormat::auto_detect);
   const auto publish = [&](std::string_view value, std::optional<std::string_view> key = "k1",
                            std::string_view type = "created") {
@@ -138,7 +138,7 @@ TEST(KafkaRouter, PublishRoutedSkipsWhatTheHubRefusesByKind) {
   EXPECT_EQ(kind(publish("{\"text\":\"\xc3(\"}")), SkipKind::invalid_utf8) << "inside JSON too";
   EXPECT_EQ(kind(publish("\xed\xa0\x80")), SkipKind::invalid_utf8);
   EXPECT_EQ(Metrics::read(hub.metrics().published), 0u);
-  EXPECT_TRUE(subscriber->take(1 << 20).data.empty());
+  EXPECT_TRUE(mailbox->take(1 << 20).data.empty());
 
   // Other refusals keep their own kinds.
   EXPECT_EQ(kind(publish("x", "has space")), SkipKind::invalid_channel);
@@ -152,7 +152,7 @@ TEST(KafkaRouter, PublishRoutedSkipsWhatTheHubRefusesByKind) {
   const auto good = publish("caf\xc3\xa9", "k1", "created");
   ASSERT_EQ(kind(good), std::nullopt);
   EXPECT_EQ(std::get<EventPtr>(good)->channel(), "orders:k1");
-  const auto batch = subscriber->take(1 << 20);
+  const auto batch = mailbox->take(1 << 20);
   EXPECT_NE(batch.data.find("\"data\":\"caf\xc3\xa9\""), std::string::npos) << batch.data;
   EXPECT_EQ(to_string(SkipKind::invalid_utf8), std::string{"invalid_utf8"});
 }

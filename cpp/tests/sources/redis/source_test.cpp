@@ -29,8 +29,8 @@ std::string server() {
 }
 
 // WebSocket framing: no position frame ahead of the events (SSE gets one).
-SubscriberOptions ws() {
-  SubscriberOptions options;
+MailboxOptions ws() {
+  MailboxOptions options;
   options.framing = Framing::websocket;
   return options;
 }
@@ -149,11 +149,11 @@ class RedisSourceTest : public ::testing::Test {
     return ids;
   }
 
-  static std::vector<EventPtr> take(Subscriber& subscriber, std::size_t count) {
+  static std::vector<EventPtr> take(Mailbox& mailbox, std::size_t count) {
     std::vector<EventPtr> events;
     (void)test::eventually(
         [&] {
-          auto batch = subscriber.take_events(1 << 20);
+          auto batch = mailbox.take_events(1 << 20);
           for (auto& e : batch.events) events.push_back(std::move(e));
           return events.size() >= count;
         },
@@ -172,15 +172,15 @@ TEST_F(RedisSourceTest, PatternMessagesArriveOnTheTemplatedChannel) {
   cfg.channel = "redis.{channel}";
   cfg.event_type = "tick";
   RedisSource source(hub, cfg);
-  auto subscriber = hub.make_subscriber(ws(), std::make_shared<Notifier>());
-  hub.subscribe(subscriber, {"redis." + prefix_ + ":a"});
+  auto mailbox = hub.make_mailbox(ws(), std::make_shared<Notifier>());
+  hub.subscribe(mailbox, {"redis." + prefix_ + ":a"});
   source.start();
   ASSERT_TRUE(source.wait_connected(5s));
 
   EXPECT_EQ(publish(prefix_ + ":a", R"({"n":1})"), 1);
   EXPECT_EQ(publish(prefix_ + ":b", "elsewhere"), 1);
   EXPECT_EQ(publish(prefix_ + ":a", "plain text"), 1);
-  const auto events = take(*subscriber, 2);
+  const auto events = take(*mailbox, 2);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0]->channel(), "redis." + prefix_ + ":a");
   EXPECT_EQ(events[0]->type(), "tick");
@@ -219,9 +219,9 @@ TEST_F(RedisSourceTest, OneConnectionHowManySubscribersSoEver) {
   Hub hub;
   const std::string channel = prefix_ + ":fan";
   RedisSource source(hub, config({channel}));
-  std::vector<SubscriberPtr> subscribers;
+  std::vector<MailboxPtr> subscribers;
   for (int i = 0; i < 50; ++i) {
-    subscribers.push_back(hub.make_subscriber(ws(), std::make_shared<Notifier>()));
+    subscribers.push_back(hub.make_mailbox(ws(), std::make_shared<Notifier>()));
     hub.subscribe(subscribers.back(), {channel});
   }
   source.start();
@@ -235,7 +235,7 @@ TEST_F(RedisSourceTest, OneConnectionHowManySubscribersSoEver) {
     const auto events = take(*s, 1);
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0]->data(), "to everyone");
-    // One shared event object, not a copy per subscriber.
+    // One shared event object, not a copy per mailbox.
     if (!first) first = events[0];
     EXPECT_EQ(events[0].get(), first.get());
   }
@@ -252,8 +252,8 @@ TEST_F(RedisSourceTest, BadInputIsCountedPerKindNotedOnceAndSkipped) {
   cfg.payload = PayloadFormat::json;
   RedisSource source(hub, cfg);
   const std::string good = prefix_ + ":good";
-  auto subscriber = hub.make_subscriber(ws(), std::make_shared<Notifier>());
-  hub.subscribe(subscriber, {good});
+  auto mailbox = hub.make_mailbox(ws(), std::make_shared<Notifier>());
+  hub.subscribe(mailbox, {good});
   source.start();
   ASSERT_TRUE(source.wait_connected(5s));
 
@@ -266,7 +266,7 @@ TEST_F(RedisSourceTest, BadInputIsCountedPerKindNotedOnceAndSkipped) {
     publish(good, "not json");
     publish(good, std::to_string(round));
   }
-  const auto events = take(*subscriber, 2);
+  const auto events = take(*mailbox, 2);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0]->data(), "0");
   EXPECT_EQ(events[1]->data(), "1");
@@ -296,12 +296,12 @@ TEST_F(RedisSourceTest, ReconnectsAfterItsConnectionIsKilled) {
   Hub hub;
   const std::string channel = prefix_ + ":again";
   RedisSource source(hub, config({channel}));
-  auto subscriber = hub.make_subscriber(ws(), std::make_shared<Notifier>());
-  hub.subscribe(subscriber, {channel});
+  auto mailbox = hub.make_mailbox(ws(), std::make_shared<Notifier>());
+  hub.subscribe(mailbox, {channel});
   source.start();
   ASSERT_TRUE(source.wait_connected(5s));
   EXPECT_EQ(publish(channel, "before"), 1);
-  ASSERT_EQ(take(*subscriber, 1).size(), 1u);
+  ASSERT_EQ(take(*mailbox, 1).size(), 1u);
 
   const auto ids = client_ids();
   ASSERT_EQ(ids.size(), 1u);
@@ -316,7 +316,7 @@ TEST_F(RedisSourceTest, ReconnectsAfterItsConnectionIsKilled) {
   ASSERT_EQ(after.size(), 1u);
   EXPECT_NE(after[0], ids[0]);
   EXPECT_EQ(publish(channel, "after"), 1);
-  const auto events = take(*subscriber, 1);
+  const auto events = take(*mailbox, 1);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0]->data(), "after");
   const auto h = source.health();

@@ -48,8 +48,8 @@ HubConfig external_hub(std::size_t history = 1024) {
   return config;
 }
 
-SubscriberOptions mailbox() {
-  SubscriberOptions options;
+MailboxOptions mailbox_options() {
+  MailboxOptions options;
   options.limits.max_events = 100'000;
   options.limits.max_bytes = 64 << 20;
   return options;
@@ -63,16 +63,16 @@ struct Node {
   RedisStreamBus bus;
 };
 
-// A subscriber and everything it was sent so far.
+// A mailbox and everything it was sent so far.
 struct Receiver {
   Receiver(Hub& hub, const std::string& channel,
            std::optional<std::string_view> last_event_id = std::nullopt)
-      : subscriber(hub.make_subscriber(mailbox(), nullptr)) {
-    outcome = hub.subscribe(subscriber, {channel}, last_event_id);
+      : mailbox(hub.make_mailbox(mailbox_options(), nullptr)) {
+    outcome = hub.subscribe(mailbox, {channel}, last_event_id);
   }
 
   void pull() {
-    for (auto& message : drain_sse(*subscriber)) messages.push_back(std::move(message));
+    for (auto& message : drain_sse(*mailbox)) messages.push_back(std::move(message));
   }
   [[nodiscard]] std::vector<SseMessage> events() const {
     std::vector<SseMessage> out;
@@ -99,7 +99,7 @@ struct Receiver {
     return out;
   }
 
-  SubscriberPtr subscriber;
+  MailboxPtr mailbox;
   ResumeOutcome outcome = ResumeOutcome::live;
   std::vector<SseMessage> messages;
 };
@@ -202,7 +202,7 @@ TEST_F(RedisStreamBusTest, EveryNodeDeliversEveryEventOnceWithTheSameIds) {
   std::vector<std::string> published;
   for (int i = 0; i < 20; ++i) {
     RedisStreamBus& through = i % 2 == 0 ? a->bus : b->bus;
-    published.push_back(through.publish("room", "", "event " + std::to_string(i), false));
+    published.push_back(through.publish("room", "event " + std::to_string(i), "", false));
   }
   ASSERT_TRUE(on_a.wait_events(20));
   ASSERT_TRUE(on_b.wait_events(20));
@@ -241,8 +241,8 @@ TEST_F(RedisStreamBusTest, EveryNodeDeliversEveryEventOnceWithTheSameIds) {
 TEST_F(RedisStreamBusTest, PublishRefusesDataMarkedJsonThatIsNotBeforeSendingIt) {
   auto a = started_node();
   Receiver on_a(a->hub, "room");
-  EXPECT_THROW((void)a->bus.publish("room", "", "{\"a\":", true), InvalidArgument);
-  const std::string id = a->bus.publish("room", "", "{\"a\":1}", true);
+  EXPECT_THROW((void)a->bus.publish("room", "{\"a\":", "", true), InvalidArgument);
+  const std::string id = a->bus.publish("room", "{\"a\":1}", "", true);
   ASSERT_TRUE(on_a.wait_events(1));
   on_a.pull();
   EXPECT_EQ(on_a.ids(), std::vector<std::string>{id}) << "the refused event never reached Redis";
@@ -255,10 +255,10 @@ TEST_F(RedisStreamBusTest, ConcurrentPublishersOnTwoNodesAgreeOnOneOrder) {
   Receiver on_b(b->hub, "room");
   constexpr int kEach = 150;
   std::jthread ta([&] {
-    for (int i = 0; i < kEach; ++i) (void)a->bus.publish("room", "a", std::to_string(i), false);
+    for (int i = 0; i < kEach; ++i) (void)a->bus.publish("room", std::to_string(i), "a", false);
   });
   std::jthread tb([&] {
-    for (int i = 0; i < kEach; ++i) (void)b->bus.publish("room", "b", std::to_string(i), false);
+    for (int i = 0; i < kEach; ++i) (void)b->bus.publish("room", std::to_string(i), "b", false);
   });
   ta.join();
   tb.join();
@@ -273,7 +273,7 @@ TEST_F(RedisStreamBusTest, ResumeOnAnotherNodeFromAnIdSeenOnTheFirstIsExact) {
   auto a = started_node();
   auto b = started_node();
   Receiver on_a(a->hub, "room");
-  for (int i = 0; i < 5; ++i) (void)a->bus.publish("room", "", std::to_string(i), false);
+  for (int i = 0; i < 5; ++i) (void)a->bus.publish("room", std::to_string(i), "", false);
   ASSERT_TRUE(on_a.wait_events(5));
   ASSERT_TRUE(eventually([&] { return b->bus.health().head >= seq_of(on_a.ids().back()); }));
 
@@ -290,8 +290,8 @@ TEST_F(RedisStreamBusTest, ResumeFromBeforeTheHubHistoryIsReplayedFromTheStream)
   auto b = started_node(/*history=*/2);
   Receiver on_a(a->hub, "room");
   for (int i = 0; i < 10; ++i) {
-    (void)a->bus.publish("room", "", std::to_string(i), false);
-    (void)a->bus.publish("noise", "", std::to_string(i), false);  // other channels interleave
+    (void)a->bus.publish("room", std::to_string(i), "", false);
+    (void)a->bus.publish("noise", std::to_string(i), "", false);  // other channels interleave
   }
   ASSERT_TRUE(on_a.wait_events(10));
   const auto ids = on_a.ids();
@@ -310,7 +310,7 @@ TEST_F(RedisStreamBusTest, ResumeFromBeforeTheHubHistoryIsReplayedFromTheStream)
   EXPECT_EQ(h.replay_gaps, 0U);
 
   // Live events keep coming after the replay, once each.
-  const std::string next = a->bus.publish("room", "", "live", false);
+  const std::string next = a->bus.publish("room", "live", "", false);
   ASSERT_TRUE(resumed.wait_events(8));
   EXPECT_EQ(resumed.ids().back(), next);
   EXPECT_EQ(resumed.events().size(), 8U);
@@ -319,10 +319,10 @@ TEST_F(RedisStreamBusTest, ResumeFromBeforeTheHubHistoryIsReplayedFromTheStream)
 TEST_F(RedisStreamBusTest, ResumeFromBeforeTheStreamMaxLenIsAGap) {
   config_.max_len = 10;
   auto a = started_node(/*history=*/2);
-  const std::string first = a->bus.publish("room", "", "first", false);
+  const std::string first = a->bus.publish("room", "first", "", false);
   // MAXLEN ~ trims whole stream nodes (100 entries each by default).
   std::string last;
-  for (int i = 0; i < 350; ++i) last = a->bus.publish("room", "", std::to_string(i), false);
+  for (int i = 0; i < 350; ++i) last = a->bus.publish("room", std::to_string(i), "", false);
   // (The reader may itself fall behind the trimming on a slow machine; that is
   // another test.)
   ASSERT_TRUE(eventually([&] { return a->bus.health().head >= seq_of(last); }));
@@ -339,25 +339,25 @@ TEST_F(RedisStreamBusTest, ResumeFromAnIdAheadOfTheLocalReaderWaitsForIt) {
   auto a = started_node();
   auto b = started_node();
   Receiver live_b(b->hub, "room");
-  const std::string before = a->bus.publish("room", "", "before", false);
+  const std::string before = a->bus.publish("room", "before", "", false);
   ASSERT_TRUE(live_b.wait_events(1));
 
   // Readers cut off: they retry after a backoff, so b is behind for a while.
   ASSERT_GE(kill_readers(), 2);
   ASSERT_TRUE(eventually([&] { return !b->bus.health().connected; }, 2s));
-  const std::string ahead = a->bus.publish("room", "", "ahead", false);
+  const std::string ahead = a->bus.publish("room", "ahead", "", false);
   ASSERT_LT(seq_of(b->hub.head_id()), seq_of(ahead));
 
   Receiver resumed(b->hub, "room", ahead);  // the id a client saw through node a
   EXPECT_EQ(resumed.outcome, ResumeOutcome::exact);
-  const std::string after = a->bus.publish("room", "", "after", false);
+  const std::string after = a->bus.publish("room", "after", "", false);
   ASSERT_TRUE(resumed.wait_events(1));
   std::this_thread::sleep_for(300ms);
   resumed.pull();
   EXPECT_EQ(resumed.ids(), std::vector<std::string>{after});
   EXPECT_EQ(resumed.count("reset") + resumed.count("gap"), 0U);
 
-  // The reconnect lost nothing for the live subscriber either.
+  // The reconnect lost nothing for the live mailbox either.
   ASSERT_TRUE(live_b.wait_events(3));
   EXPECT_EQ(live_b.ids(), (std::vector<std::string>{before, ahead, after}));
   const auto h = b->bus.health();
@@ -372,14 +372,14 @@ TEST_F(RedisStreamBusTest, LosingTheRedisDataStartsANewEpochAndOldIdsReset) {
   auto b = started_node();
   Receiver on_a(a->hub, "room");
   Receiver on_b(b->hub, "room");
-  for (int i = 0; i < 3; ++i) (void)a->bus.publish("room", "", std::to_string(i), false);
+  for (int i = 0; i < 3; ++i) (void)a->bus.publish("room", std::to_string(i), "", false);
   ASSERT_TRUE(on_a.wait_events(3));
   ASSERT_TRUE(on_b.wait_events(3));
   const std::uint64_t old_epoch = a->hub.epoch();
   const std::string old_id = on_b.ids().back();
 
   delete_keys();  // what a Redis restart without persistence leaves
-  const std::string fresh = a->bus.publish("room", "", "new world", false);
+  const std::string fresh = a->bus.publish("room", "new world", "", false);
   EXPECT_NE(epoch_of(fresh), old_epoch);
   EXPECT_EQ(seq_of(fresh), 1U);
   ASSERT_TRUE(eventually(
@@ -401,12 +401,12 @@ TEST_F(RedisStreamBusTest, AReaderThatFellBehindMaxLenReportsTheLoss) {
   auto a = started_node();
   auto b = started_node();
   Receiver live_b(b->hub, "room");
-  (void)a->bus.publish("room", "", "seen", false);
+  (void)a->bus.publish("room", "seen", "", false);
   ASSERT_TRUE(live_b.wait_events(1));
 
   b->bus.stop();
-  for (int i = 0; i < 350; ++i) (void)a->bus.publish("room", "", std::to_string(i), false);
-  const std::string last = a->bus.publish("room", "", "last", false);
+  for (int i = 0; i < 350; ++i) (void)a->bus.publish("room", std::to_string(i), "", false);
+  const std::string last = a->bus.publish("room", "last", "", false);
   ASSERT_GT(first_stream_seq(), 3U);
   b->bus.start();
   ASSERT_TRUE(b->bus.wait_ready(5s));
@@ -428,13 +428,13 @@ TEST_F(RedisStreamBusTest, AReaderThatFellBehindMaxLenReportsTheLoss) {
 TEST_F(RedisStreamBusTest, GarbageEntriesAreCountedPerKindAndSkipped) {
   auto a = started_node();
   Receiver on_a(a->hub, "room");
-  const std::string one = a->bus.publish("room", "", "one", false);
+  const std::string one = a->bus.publish("room", "one", "", false);
   add_raw({"c", "room", "t", "message", "d", "no j"});
   add_raw({"c", "room", "t", "message", "d", "\xff\xfe", "j", "0"});
   const std::string long_channel(300, 'x');
   add_raw({"c", long_channel, "t", "message", "d", "x", "j", "0"});
   add_raw({"c", "room", "t", "message", "d", "x", "j", "0"}, "1");
-  const std::string two = a->bus.publish("room", "custom", "{\"n\":2}", true);
+  const std::string two = a->bus.publish("room", "{\"n\":2}", "custom", true);
   ASSERT_TRUE(on_a.wait_events(2));
   std::this_thread::sleep_for(300ms);
   on_a.pull();
@@ -466,11 +466,11 @@ TEST_F(RedisStreamBusTest, GarbageEntriesAreCountedPerKindAndSkipped) {
 TEST_F(RedisStreamBusTest, ReplayThroughTheBusSkipsGarbageAndOtherChannels) {
   auto a = started_node(/*history=*/1);
   Receiver on_a(a->hub, "room");
-  const std::string one = a->bus.publish("room", "", "one", false);
+  const std::string one = a->bus.publish("room", "one", "", false);
   add_raw({"c", "room", "t", "message", "d", "\xff", "j", "0"});
-  (void)a->bus.publish("noise", "", "n", false);
-  const std::string two = a->bus.publish("room", "", "two", false);
-  const std::string three = a->bus.publish("room", "", "three", false);
+  (void)a->bus.publish("noise", "n", "", false);
+  const std::string two = a->bus.publish("room", "two", "", false);
+  const std::string three = a->bus.publish("room", "three", "", false);
   ASSERT_TRUE(on_a.wait_events(3));
 
   Receiver resumed(a->hub, "room", one);
@@ -488,7 +488,7 @@ TEST_F(RedisStreamBusTest, PublishWhenRedisIsUnreachableFailsQuickly) {
   EXPECT_FALSE(node.bus.wait_ready(300ms));
   const auto started = std::chrono::steady_clock::now();
   try {
-    (void)node.bus.publish("room", "", "x", false);
+    (void)node.bus.publish("room", "x", "", false);
     ADD_FAILURE() << "publish succeeded without Redis";
   } catch (const Unavailable& e) {
     const std::string what = e.what();
@@ -508,7 +508,7 @@ TEST_F(RedisStreamBusTest, PublishWhenRedisIsUnreachableFailsQuickly) {
 TEST_F(RedisStreamBusTest, PublishesAfterTheBusReconnectsGoThrough) {
   auto a = started_node();
   Receiver on_a(a->hub, "room");
-  (void)a->bus.publish("room", "", "0", false);
+  (void)a->bus.publish("room", "0", "", false);
   // Every bus connection of this prefix dropped, publisher included.
   const Reply list = command({"CLIENT", "LIST"});
   std::istringstream lines(std::string{list->str, list->len});
@@ -519,7 +519,7 @@ TEST_F(RedisStreamBusTest, PublishesAfterTheBusReconnectsGoThrough) {
     const auto at = line.find("id=") + 3;
     (void)command({"CLIENT", "KILL", "ID", line.substr(at, line.find(' ', at) - at)});
   }
-  const std::string next = a->bus.publish("room", "", "1", false);  // one fresh attempt
+  const std::string next = a->bus.publish("room", "1", "", false);  // one fresh attempt
   ASSERT_TRUE(on_a.wait_events(2));
   EXPECT_EQ(on_a.ids().back(), next);
 }
@@ -594,8 +594,8 @@ TEST_F(RedisStreamBusTest, ARedisRestartWithoutPersistenceStartsANewEpoch) {
   auto b = started_node();
   Receiver on_a(a->hub, "room");
   Receiver on_b(b->hub, "room");
-  (void)a->bus.publish("room", "", "0", false);
-  const std::string old_id = b->bus.publish("room", "", "1", false);
+  (void)a->bus.publish("room", "0", "", false);
+  const std::string old_id = b->bus.publish("room", "1", "", false);
   ASSERT_TRUE(on_a.wait_events(2));
   ASSERT_TRUE(on_b.wait_events(2));
   const std::uint64_t old_epoch = a->hub.epoch();
@@ -603,7 +603,7 @@ TEST_F(RedisStreamBusTest, ARedisRestartWithoutPersistenceStartsANewEpoch) {
   server.stop();
   ASSERT_TRUE(eventually([&] { return !a->bus.health().connected && !b->bus.health().connected; }));
   const auto started = std::chrono::steady_clock::now();
-  EXPECT_THROW((void)a->bus.publish("room", "", "lost", false), Unavailable);
+  EXPECT_THROW((void)a->bus.publish("room", "lost", "", false), Unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
   const auto down = a->bus.health();
   EXPECT_EQ(down.status, "degraded");
@@ -614,7 +614,7 @@ TEST_F(RedisStreamBusTest, ARedisRestartWithoutPersistenceStartsANewEpoch) {
       eventually([&] { return a->hub.epoch() != old_epoch && b->hub.epoch() != old_epoch; }, 10s));
   EXPECT_EQ(a->hub.epoch(), b->hub.epoch());
   ASSERT_TRUE(a->bus.wait_ready(5s));
-  const std::string fresh = b->bus.publish("room", "", "2", false);
+  const std::string fresh = b->bus.publish("room", "2", "", false);
   EXPECT_EQ(epoch_of(fresh), a->hub.epoch());
   EXPECT_EQ(seq_of(fresh), 1U);
   ASSERT_TRUE(on_a.wait_events(3));
@@ -658,13 +658,13 @@ TEST(RedisStreamBusConfigTest, RefusesBadSettings) {
 TEST(RedisStreamBusConfigTest, PublishValidatesBeforeTouchingRedis) {
   Hub hub(external_hub());
   RedisStreamBus bus(hub, {});  // never started: Redis is not needed to refuse these
-  EXPECT_THROW((void)bus.publish("bad channel", "", "x", false), InvalidArgument);
-  EXPECT_THROW((void)bus.publish("room", "bad\ntype", "x", false), InvalidArgument);
-  EXPECT_THROW((void)bus.publish("room", "", "\xff", false), InvalidUtf8);
+  EXPECT_THROW((void)bus.publish("bad channel", "x", "", false), InvalidArgument);
+  EXPECT_THROW((void)bus.publish("room", "x", "bad\ntype", false), InvalidArgument);
+  EXPECT_THROW((void)bus.publish("room", "\xff", "", false), InvalidUtf8);
   EXPECT_THROW(
-      (void)bus.publish("room", "", std::string(hub.config().max_event_bytes + 1, 'x'), false),
+      (void)bus.publish("room", std::string(hub.config().max_event_bytes + 1, 'x'), "", false),
       PayloadTooLarge);
-  EXPECT_THROW((void)bus.publish("room", "", "x", false), Unavailable);
+  EXPECT_THROW((void)bus.publish("room", "x", "", false), Unavailable);
   const auto h = bus.health();
   EXPECT_EQ(h.status, "stopped");
   EXPECT_EQ(h.connections, 0U);

@@ -102,7 +102,7 @@ class RedisStreamBus {
   // Throws InvalidArgument / InvalidUtf8 / PayloadTooLarge as Hub::publish,
   // Unavailable when Redis cannot be reached or the epoch is not known yet.
   // Any thread; publishes are serialized on one connection.
-  std::string publish(std::string_view channel, std::string type, std::string data,
+  std::string publish(std::string_view channel, std::string data, std::string type,
                       bool data_is_json);
 
   [[nodiscard]] RedisStreamBusHealth health() const;

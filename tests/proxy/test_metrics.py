@@ -92,20 +92,27 @@ def test_exercised_series_have_samples(exercised_metrics: str) -> None:
     assert value("sessionstream_degraded") == 0
 
 
-def test_metrics_with_redis_pass_promtool_lint() -> None:
-    started = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "redis.sh"), "start"], capture_output=True, text=True
+def redis_sh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "redis.sh"), *args], capture_output=True, text=True
     )
+
+
+def test_metrics_with_redis_pass_promtool_lint() -> None:
+    # Stopped again only if started here: the shared server may belong to a fixture.
+    was_running = redis_sh("status").returncode == 0
+    started = redis_sh("start")
     assert started.returncode == 0, started.stdout + started.stderr
-    url = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "redis.sh"), "url"], capture_output=True, text=True
-    ).stdout.strip()
-    env = {
-        "SESSIONSTREAM_REDIS_URL": url,
-        "SESSIONSTREAM_REDIS_KEY_PREFIX": "metrics-" + session_id("p"),
-    }
-    with stream_app_server(env) as server:
-        text = httpx.get(server.url + "/metrics", timeout=5).text
+    try:
+        env = {
+            "SESSIONSTREAM_REDIS_URL": redis_sh("url").stdout.strip(),
+            "SESSIONSTREAM_REDIS_KEY_PREFIX": "metrics-" + session_id("p"),
+        }
+        with stream_app_server(env) as server:
+            text = httpx.get(server.url + "/metrics", timeout=5).text
+    finally:
+        if not was_running:
+            redis_sh("stop")
     assert 'sessionstream_component_degraded{component="redis"} 0.0' in text, text
     result = promtool("check", "metrics", stdin=text.encode())
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result
